@@ -1,0 +1,198 @@
+"""The adapter protocol: what every judge family implements, and nothing more.
+
+Adapters turn requests into responses. They never compute accuracy, never cache, never retry and
+never decide concurrency: the runner owns those policies. Two request kinds exist:
+
+- `ScoreRequest` (mode `single`): rate one image for a prompt at a feedback scale.
+- `PairRequest` (mode `pair`): both images in one request, in the order shown to the judge; the
+  judge rates both and/or names the better one. Indices in the response refer to the shown order;
+  the runner maps them back to the item's order.
+
+Local models implement the batch methods `score` / `compare`. Network judges set
+`capabilities.concurrent` and implement `ascore` / `acompare`, raising `TransientError` for what
+is worth retrying (429, 5xx, time-outs); the runner's policy retries, paces and counts attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mjbench.config import JudgeConfig, _format_validation
+from mjbench.errors import ConfigError, ItemError, MjbenchError
+from mjbench.images import ImageRef
+from mjbench.registry import Registry
+
+Status = Literal["ok", "parse_error", "refused", "error"]
+STATUSES: tuple[str, ...] = ("ok", "parse_error", "refused", "error")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    modes: tuple[str, ...] = ("single",)
+    batchable: bool = True  # `score`/`compare` take many requests at once
+    concurrent: bool = False  # network judge: `ascore`/`acompare`, run concurrently by the runner
+    needs_gpu: bool = False  # too slow to be useful without one
+    needs_network: bool = False  # downloads weights or calls an API
+    deterministic: bool = True
+    keyed_by_item: bool = False  # answers depend on the item id (precomputed), not only on content
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Rate one image for a prompt. `item_id`/`image_index` say where it came from (messages, lookups)."""
+
+    image: ImageRef
+    prompt: str
+    scale: str
+    perspective: str
+    task: str = ""
+    item_id: str = ""
+    image_index: int | None = None  # 0 or 1 for pair items, None for single-image (bias) items
+
+
+@dataclass(frozen=True)
+class PairRequest:
+    """Judge two images at once; `images` are in the order shown, `order` says how that maps back."""
+
+    images: tuple[ImageRef, ImageRef]
+    prompt: str
+    scale: str
+    perspective: str
+    order: Literal["01", "10"] = "01"
+    task: str = ""
+    item_id: str = ""
+
+
+@dataclass
+class Response:
+    """What a judge said about one request. Indices refer to the shown order."""
+
+    status: Status = "ok"
+    score: float | None = None  # single mode
+    scores: tuple[float | None, float | None] | None = None  # pair mode, shown order
+    verdict: Literal["0", "1", "tie"] | None = None  # pair mode, shown order
+    raw_output: str | None = None
+    error: str | None = None
+    attempts: int = 1
+    latency_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def failure(cls, error: str, status: Status = "error", **kw: Any) -> "Response":
+        return cls(status=status, error=error, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if d["scores"] is not None:
+            d["scores"] = list(d["scores"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Response":
+        d = dict(d)
+        if d.get("scores") is not None:
+            d["scores"] = tuple(d["scores"])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class TransientError(MjbenchError):
+    """A failure worth retrying (HTTP 429, 5xx, time-out). `retry_after` is in seconds, if the server said."""
+
+    def __init__(self, message: str, retry_after: float | None = None, **usage: Any):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.usage = usage
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Judge:
+    """Base class of every adapter. Subclasses set `capabilities`, optionally `Options`, and implement
+    `score` (single mode) and/or `compare` (pair mode), or their async twins for network judges."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: pydantic model validating `options:` of the judge YAML
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    #: bump when the adapter's scoring changes, so cached results are not reused
+    version: ClassVar[str] = "1"
+
+    def __init__(self, config: JudgeConfig):
+        self.config = config
+        try:
+            self.options = self.Options.model_validate(config.options)
+        except ValidationError as exc:
+            where = config.path or f"judge {config.name}"
+            raise ConfigError(_format_validation(where, exc).replace(": ", ": options.", 1)) from None
+        unsupported = [] if config.mode in self.capabilities.modes else [config.mode]
+        if unsupported:
+            raise ConfigError(
+                f"{config.path or config.name}: mode: adapter {config.adapter!r} supports "
+                f"{', '.join(self.capabilities.modes)}, not {config.mode!r}"
+            )
+
+    # -- identity and availability -----------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines this judge's answers (keys the result store)."""
+        return {"adapter_version": self.version, **self.config.identity()}
+
+    @classmethod
+    def check_available(cls, config: JudgeConfig) -> str | None:
+        """Why this judge cannot run here (missing package, weights, key), or None. Cheap: no model load."""
+        return None
+
+    @property
+    def needs_network(self) -> bool:
+        n = self.config.needs_network
+        return self.capabilities.needs_network if n is None else n
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Load weights or open clients. Called once by the runner before the first request."""
+
+    def close(self) -> None:
+        """Release models and clients."""
+
+    # -- judging -----------------------------------------------------------------------------------
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Response]:
+        raise NotImplementedError(f"adapter {self.config.adapter!r} does not rate single images")
+
+    def compare(self, requests: Sequence[PairRequest]) -> list[Response]:
+        raise NotImplementedError(f"adapter {self.config.adapter!r} does not compare pairs")
+
+    async def ascore(self, request: ScoreRequest) -> Response:
+        raise NotImplementedError
+
+    async def acompare(self, request: PairRequest) -> Response:
+        raise NotImplementedError
+
+
+def load_images(images: Sequence[ImageRef]) -> tuple[list[Any], list[str | None]]:
+    """Decode images; a broken one yields None and its error message instead of failing the batch."""
+    out: list[Any] = []
+    errors: list[str | None] = []
+    for ref in images:
+        try:
+            out.append(ref.load())
+            errors.append(None)
+        except ItemError as exc:
+            out.append(None)
+            errors.append(str(exc))
+    return out, errors
+
+
+ADAPTERS: Registry[type[Judge]] = Registry("adapter", entry_point_group="mjbench.adapters")
+
+
+def create_judge(config: JudgeConfig) -> Judge:
+    """The one factory: adapter class from the registry, configured by the YAML."""
+    cls = ADAPTERS.get(config.adapter)
+    return cls(config)

@@ -1,0 +1,188 @@
+"""Task, suite and judge configurations: YAML files validated into pydantic models.
+
+Every validation problem becomes one ConfigError line naming the file and the field, e.g.
+`judges/clip.yaml: batch_size: Input should be a valid integer`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mjbench import PERSPECTIVES
+from mjbench.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: the file this config was read from (set by the loader, not written in YAML)
+    path: Path | None = Field(default=None, exclude=True)
+
+
+class SubcategorySpec(BaseModel):
+    """Where an item's subcategory comes from: a fixed name, a column, or a key inside `info`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fixed: str | None = None
+    column: str | None = None
+    info_key: str | None = None  # `info` holds a dict or JSON object; take this key
+    map: dict[str, str] = Field(default_factory=dict)  # raw value -> subcategory name
+    default: str | None = None  # used when the column/key is empty
+
+
+class TaskConfig(_Config):
+    """One named, versioned set of items from one source."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    version: str = "1"
+    kind: Literal["pair", "bias"] = "pair"
+    perspective: str
+    source: dict[str, Any]  # {type: <source name>, ...options of that source}
+    columns: dict[str, str] = Field(default_factory=dict)  # canonical field -> column in the data
+    subcategory: SubcategorySpec = Field(default_factory=lambda: SubcategorySpec(fixed="all"))
+    subcategories: list[str] = Field(default_factory=list)  # declared names, for listings
+    label_map: dict[str, str] = Field(default_factory=dict)
+    citation: str = ""
+    license: str = ""
+    homepage: str = ""
+
+    @field_validator("perspective")
+    @classmethod
+    def _perspective(cls, v: str) -> str:
+        if v not in PERSPECTIVES:
+            raise ValueError(f"unknown perspective {v!r}; expected one of {', '.join(PERSPECTIVES)}")
+        return v
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> str:
+        return str(v)
+
+    @field_validator("source")
+    @classmethod
+    def _source_type(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(v.get("type"), str):
+            raise ValueError("needs a 'type' (e.g. synthetic, hub, parquet, table)")
+        return v
+
+
+class SuiteConfig(_Config):
+    """A named list of tasks (or other suites)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    tasks: list[str] = Field(min_length=1)
+
+
+class Pricing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = 0.0  # USD per million input tokens
+    output_per_mtok: float = 0.0
+
+
+#: fields of a judge config that change what the judge answers (they key the result store)
+IDENTITY_EXCLUDE = {
+    "name", "description", "family", "citation", "license", "homepage", "device", "batch_size",
+    "max_concurrency", "requests_per_minute", "max_retries", "timeout_s", "api_key_env", "pricing",
+    "needs_network", "needs_gpu", "scales", "orders", "tie_threshold", "path",
+}
+
+
+class JudgeConfig(_Config):
+    """A configured adapter. Adapter-specific settings go under `options` (validated by the adapter)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    adapter: str
+    description: str = ""
+    family: Literal["score", "vlm", "api", "heuristic", "baseline", "precomputed"] = "score"
+    model: str | None = None
+    revision: str | None = None
+    mode: Literal["single", "pair"] = "single"
+    orders: list[Literal["01", "10"]] = Field(default_factory=lambda: ["01", "10"])
+    scales: list[str] = Field(default_factory=lambda: ["score"], min_length=1)
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
+    batch_size: int = Field(default=16, ge=1)
+    tie_threshold: float = Field(default=0.0, ge=0)
+    # API and concurrency policy (applied by the runner, not by adapters)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_concurrency: int = Field(default=8, ge=1)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    parse_retries: int = Field(default=0, ge=0, le=3)
+    pricing: Pricing = Field(default_factory=Pricing)
+    # prompting and decoding
+    prompts: dict[str, str] = Field(default_factory=dict)
+    generation: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    needs_network: bool | None = None
+    needs_gpu: bool | None = None
+    citation: str = ""
+    license: str = ""
+    homepage: str = ""
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this judge's answers; hashed into every cache key."""
+        return self.model_dump(mode="json", exclude=IDENTITY_EXCLUDE)
+
+
+def _format_validation(path: Path | str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}")
+    return f"{path}: " + "; ".join(parts)
+
+
+def validate(model: type[BaseModel], data: Any, path: Path | str) -> Any:
+    """Validate `data` into `model`; a failure becomes one ConfigError naming the file and fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(path, exc)) from None
+    if isinstance(obj, _Config):
+        obj.path = Path(path)
+    return obj
+
+
+def read_yaml(path: Path) -> Any:
+    """Read one YAML file; a syntax error names the file, line and column."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from None
+
+
+def load_task_file(path: Path) -> TaskConfig | SuiteConfig:
+    data = read_yaml(path)
+    if isinstance(data, dict) and "tasks" in data and "source" not in data:
+        return validate(SuiteConfig, data, path)
+    return validate(TaskConfig, data, path)
+
+
+def load_judge_file(path: Path) -> JudgeConfig:
+    return validate(JudgeConfig, read_yaml(path), path)
