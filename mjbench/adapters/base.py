@@ -15,7 +15,7 @@ is worth retrying (429, 5xx, time-outs); the runner's policy retries, paces and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -167,6 +167,20 @@ class Judge:
 
     def compare(self, requests: Sequence[PairRequest]) -> list[Response]:
         raise NotImplementedError(f"adapter {self.config.adapter!r} does not compare pairs")
+
+    def iter_score(self, requests: Sequence[ScoreRequest]) -> Iterator[list[tuple[int, Response]]]:
+        """Yield (index into `requests`, response) per finished batch, so the runner stores results as
+        they arrive. Adapters that overlap decoding with model work override this."""
+        size = self.config.batch_size
+        for start in range(0, len(requests), size):
+            chunk = requests[start : start + size]
+            yield list(zip(range(start, start + len(chunk)), self.score(chunk), strict=True))
+
+    def iter_compare(self, requests: Sequence[PairRequest]) -> Iterator[list[tuple[int, Response]]]:
+        size = self.config.batch_size
+        for start in range(0, len(requests), size):
+            chunk = requests[start : start + size]
+            yield list(zip(range(start, start + len(chunk)), self.compare(chunk), strict=True))
 
     async def ascore(self, request: ScoreRequest) -> Response:
         raise NotImplementedError
