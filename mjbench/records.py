@@ -109,6 +109,12 @@ def _axes(v: Any) -> Any:
     return [str(a) for a in v]
 
 
+def _object_column(series: "pd.Series") -> "pd.Series":
+    """An object column whose missing values are None (pandas would turn them into NaN)."""
+    out = series.astype(object)
+    return out.where(out.notna(), None)
+
+
 def read_records(paths: Sequence[Path | str]) -> "pd.DataFrame":
     """Read and normalise records files (JSONL, Parquet, CSV). A missing required column is an error
     naming the file and column; `status` absent means `ok`."""
@@ -142,10 +148,10 @@ def read_records(paths: Sequence[Path | str]) -> "pd.DataFrame":
         if col not in df.columns:
             df[col] = None
     df = df.astype({"item_id": str, "judge": str, "task": str, "subcategory": str, "scale": str})
-    df["label"] = df["label"].map(_label_text).astype(object)
-    df["pred"] = df["pred"].map(_label_text).astype(object)
-    df["order"] = df["order"].map(lambda v: None if v is None or v != v else str(v).zfill(2)).astype(object)
-    df["axes"] = df["axes"].map(_axes).astype(object)
+    df["label"] = _object_column(df["label"].map(_label_text))
+    df["pred"] = _object_column(df["pred"].map(_label_text))
+    df["order"] = _object_column(df["order"].map(lambda v: None if v is None or v != v else str(v).zfill(2)))
+    df["axes"] = _object_column(df["axes"].map(_axes))
     df["status"] = df["status"].fillna("ok")
     for col in ("score_0", "score_1"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
