@@ -43,7 +43,7 @@ class MemorySource(Source):
                 hi = ImageRef(path=Path("/nonexistent/broken.png"))
             first_is_better = i % 2 == 0
             items.append(PairItem(
-                item_id=f"i{i}", prompt=f"prompt {i % 4}", task=self.task.name, perspective="quality",
+                item_id=f"i{i}", prompt=f"prompt {i % 3}", task=self.task.name, perspective="quality",
                 subcategory="odd" if i % 2 else "even", image0=hi if first_is_better else lo,
                 image1=lo if first_is_better else hi, label="0" if first_is_better else "1"))
         return LoadResult(items)
