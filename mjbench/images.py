@@ -33,7 +33,7 @@ class ImageRef:
         self.origin = origin or (str(path) if path is not None else "<bytes>")
 
     @classmethod
-    def from_cell(cls, cell: Any, base_dir: Path | None = None, origin: str | None = None) -> "ImageRef":
+    def from_cell(cls, cell: Any, base_dir: Path | None = None, origin: str | None = None) -> ImageRef:
         """Build from a dataset cell: a `{bytes, path}` dict, raw bytes, a path string, or a PIL image."""
         if isinstance(cell, ImageRef):
             return cell
@@ -75,7 +75,7 @@ class ImageRef:
             self._hash = hashlib.sha256(self.read_bytes()).hexdigest()
         return self._hash
 
-    def load(self) -> "Image.Image":
+    def load(self) -> Image.Image:
         """Decode to an RGB PIL image; a corrupt file raises ItemError naming it."""
         from PIL import Image, UnidentifiedImageError
 

@@ -81,7 +81,7 @@ def write_records(records: Iterable[Record | dict[str, Any]], path: Path) -> Pat
     return path
 
 
-def records_frame(rows: Sequence[dict[str, Any]]) -> "pd.DataFrame":
+def records_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
     df = pd.DataFrame(list(rows))
@@ -109,13 +109,13 @@ def _axes(v: Any) -> Any:
     return [str(a) for a in v]
 
 
-def _object_column(series: "pd.Series") -> "pd.Series":
+def _object_column(series: pd.Series) -> pd.Series:
     """An object column whose missing values are None (pandas would turn them into NaN)."""
     out = series.astype(object)
     return out.where(out.notna(), None)
 
 
-def read_records(paths: Sequence[Path | str]) -> "pd.DataFrame":
+def read_records(paths: Sequence[Path | str]) -> pd.DataFrame:
     """Read and normalise records files (JSONL, Parquet, CSV). A missing required column is an error
     naming the file and column; `status` absent means `ok`."""
     import pandas as pd

@@ -68,7 +68,7 @@ class RunSpec:
 @dataclass
 class RunResult:
     out_dir: Path
-    records: "pd.DataFrame"
+    records: pd.DataFrame
     metrics: Any  # mjbench.metrics.MetricsResult
     problems: list[str] = field(default_factory=list)
     judge_failures: dict[str, str] = field(default_factory=dict)
@@ -218,8 +218,14 @@ class _Progress:
     """A rich progress bar with rate, ETA and failures so far; silent in quiet mode."""
 
     def __init__(self, quiet: bool):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.quiet = quiet
         self.bar = Progress(
@@ -229,7 +235,7 @@ class _Progress:
             disable=quiet, transient=False,
         )
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         self.bar.__enter__()
         return self
 

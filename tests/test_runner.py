@@ -136,7 +136,7 @@ def test_pair_mode_maps_orders_back(workspace: Path):
 
 
 def test_resume_after_adapter_failure_computes_only_the_missing(workspace: Path):
-    clean = run_benchmark(_spec(workspace, out=workspace / "clean"))
+    run_benchmark(_spec(workspace, out=workspace / "clean"))
     total = CALLS["score"]
     CALLS.update(score=0)
     FAIL_AFTER["n"] = 6

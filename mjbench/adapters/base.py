@@ -85,7 +85,7 @@ class Response:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def failure(cls, error: str, status: Status = "error", **kw: Any) -> "Response":
+    def failure(cls, error: str, status: Status = "error", **kw: Any) -> Response:
         return cls(status=status, error=error, **kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +95,7 @@ class Response:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Response":
+    def from_dict(cls, d: dict[str, Any]) -> Response:
         d = dict(d)
         if d.get("scores") is not None:
             d["scores"] = tuple(d["scores"])
