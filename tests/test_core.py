@@ -170,3 +170,32 @@ def test_store_keeps_final_answers_only(tmp_path: Path):
     assert list(got) == [k1] and got[k1].score == 1.5
     store.close()
     assert ResultStore(tmp_path / "s.sqlite").count() == 1
+
+
+def test_plugins_through_entry_points(monkeypatch, tmp_path: Path):
+    """A plugin package adds an adapter (group mjbench.adapters) and a config folder (mjbench.configs)."""
+    from importlib.metadata import EntryPoint
+
+    import mjbench.catalog as catalog_mod
+    import mjbench.registry as registry_mod
+
+    (tmp_path / "judges").mkdir()
+    (tmp_path / "judges" / "plug.yaml").write_text("name: plugged\nadapter: plugin-adapter\n")
+    eps = {
+        "mjbench.widgets": [EntryPoint("plugin-adapter", "json:JSONDecoder", "mjbench.widgets")],
+        "mjbench.configs": [EntryPoint("myplugin", "pathlib:Path", "mjbench.configs")],
+    }
+    monkeypatch.setattr(registry_mod, "entry_points", lambda group: eps.get(group, []))
+    reg: Registry[object] = Registry("widget", entry_point_group="mjbench.widgets")
+    assert "plugin-adapter" in reg.names()
+    assert reg.get("plugin-adapter") is json.JSONDecoder
+
+    eps["mjbench.configs"] = [EntryPoint("myplugin", "tests_plugin_root:ROOT", "mjbench.configs")]
+    import sys
+    import types
+
+    module = types.ModuleType("tests_plugin_root")
+    module.ROOT = tmp_path
+    monkeypatch.setitem(sys.modules, "tests_plugin_root", module)
+    monkeypatch.setattr(catalog_mod, "entry_points", lambda group: eps.get(group, []))
+    assert Catalog().judge("plugged").adapter == "plugin-adapter"
