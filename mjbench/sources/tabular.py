@@ -1,0 +1,276 @@
+"""Rows to items: the column mapping shared by the `table`, `parquet` and `hub` sources.
+
+A tabular source reads its rows into a `Table` (column names, row dicts, where they came from); this
+module checks the task's `columns:` mapping against the real columns (a missing column is a DataError
+naming the file and listing the columns that exist) and builds one item per row. A bad row (bad label,
+empty prompt, no image) becomes a problem line naming the item; it never stops the load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from mjbench.config import TaskConfig
+from mjbench.errors import ConfigError, DataError, ItemError
+from mjbench.images import ImageRef
+from mjbench.items import BiasItem, PairItem, normalise_label
+from mjbench.sources.base import LoadResult, Source, SourceOptions
+
+#: canonical field -> the columns tried, in order, when the task does not map it
+PAIR_FIELDS: dict[str, tuple[str, ...]] = {
+    "item_id": ("item_id",),
+    "prompt": ("prompt", "caption"),
+    "image0": ("image0",),
+    "image1": ("image1",),
+    "label": ("label",),
+    "info": ("info",),
+}
+BIAS_FIELDS: dict[str, tuple[str, ...]] = {
+    "item_id": ("item_id",),
+    "prompt": ("prompt", "caption"),
+    "image": ("image", "image0"),  # MJ-Bench's bias split repeats the image in image0 and image1
+    "group": ("group",),
+    "demographic": ("demographic",),
+    "axes": ("axes",),
+    "info": ("info",),
+}
+REQUIRED = {"pair": ("prompt", "image0", "image1", "label"), "bias": ("prompt", "image", "group", "demographic")}
+
+
+class TabularOptions(SourceOptions):
+    """Options every tabular source accepts (besides where its data is)."""
+
+    #: folder that relative image paths are resolved against (default: the data file's folder)
+    image_root: str | None = None
+    #: keep only rows whose column equals the value (or is one of the listed values)
+    filter: dict[str, Any] = Field(default_factory=dict)
+    #: copy these columns into each item's `meta`
+    meta_columns: list[str] = Field(default_factory=list)
+    #: bias tasks without an axes column: axis -> words; an item carries every axis whose word occurs
+    #: in its demographic string (e.g. {age: [young, old]} gives "old female" the axis age)
+    axis_keywords: dict[str, list[str]] = Field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: Iterable[dict[str, Any]]
+    origin: str  # the file or dataset the rows come from, for messages
+    base_dir: Path | None = None  # relative image paths are relative to this
+
+
+class TabularSource(Source):
+    """A source whose rows go through the task's column mapping; subclasses implement `table()`."""
+
+    Options: ClassVar[type[SourceOptions]] = TabularOptions
+
+    def table(self) -> Table:
+        raise NotImplementedError
+
+    def load(self) -> LoadResult:
+        table = self.table()
+        opts: TabularOptions = self.options  # type: ignore[assignment]
+        if opts.image_root:  # like every path in a task YAML, relative to the YAML's folder
+            table.base_dir = self.resolve(opts.image_root)
+        return rows_to_items(self.task, table, opts, self.where)
+
+
+def resolve_columns(task: TaskConfig, columns: list[str], origin: str, where: str) -> dict[str, str | None]:
+    """Canonical field -> column name (None for an optional field that is absent)."""
+    fields = BIAS_FIELDS if task.kind == "bias" else PAIR_FIELDS
+    unknown = sorted(set(task.columns) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: columns.{unknown[0]}: unknown field; expected one of {', '.join(fields)}"
+        )
+    present = set(columns)
+    out: dict[str, str | None] = {}
+    for name, defaults in fields.items():
+        if name in task.columns:
+            col = task.columns[name]
+            if col not in present:
+                raise DataError(_missing(origin, col, f"columns.{name}", columns))
+            out[name] = col
+            continue
+        out[name] = next((c for c in defaults if c in present), None)
+        if out[name] is None and name in REQUIRED[task.kind]:
+            wanted = " or ".join(repr(c) for c in defaults)
+            raise DataError(_missing(origin, wanted, f"{name}, set columns.{name} in {where}", columns))
+    spec = task.subcategory
+    if spec.column is not None and spec.column not in present:
+        raise DataError(_missing(origin, spec.column, "subcategory.column", columns))
+    if spec.info_key is not None and out["info"] is None:
+        raise DataError(_missing(origin, "info", "subcategory.info_key needs an info column", columns))
+    return out
+
+
+def _missing(origin: str, col: str, why: str, columns: list[str]) -> str:
+    quoted = col if col.startswith("'") else repr(col)
+    return f"{origin}: column {quoted} not found ({why}); columns are: {', '.join(columns) or 'none'}"
+
+
+def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: str) -> LoadResult:
+    cols = resolve_columns(task, table.columns, table.origin, where)
+    for col in [*opts.filter, *opts.meta_columns]:
+        if col not in table.columns:
+            raise DataError(_missing(table.origin, col, "source.filter / source.meta_columns", table.columns))
+    items: list[PairItem | BiasItem] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, row in enumerate(table.rows):
+        if not _passes(row, opts.filter):
+            continue
+        raw_id = row.get(cols["item_id"]) if cols["item_id"] else None
+        item_id = f"{task.name}-{index}" if _empty(raw_id) else str(raw_id)
+        try:
+            if item_id in seen:
+                raise ItemError(f"duplicate item_id {item_id!r}; the later row is left out")
+            item = _build(task, row, cols, opts, table, item_id, index)
+        except (ItemError, ValueError) as exc:
+            problems.append(f"{where}: item {item_id} ({table.origin} row {index}): {_one_line(exc)}")
+            continue
+        seen.add(item_id)
+        items.append(item)
+    return LoadResult(items=items, problems=problems)
+
+
+def _build(
+    task: TaskConfig,
+    row: dict[str, Any],
+    cols: dict[str, str | None],
+    opts: TabularOptions,
+    table: Table,
+    item_id: str,
+    index: int,
+) -> PairItem | BiasItem:
+    def cell(name: str) -> Any:
+        col = cols.get(name)
+        return row.get(col) if col else None
+
+    prompt = cell("prompt")
+    if _empty(prompt):
+        raise ItemError(f"empty prompt (column {cols['prompt']!r})")
+    info = _parse_info(cell("info"))
+    meta: dict[str, Any] = {"row": index, "source": table.origin}
+    if cols["info"] and not _empty(info):
+        meta["info"] = info
+    for col in opts.meta_columns:
+        meta[col] = _plain(row.get(col))
+    common: dict[str, Any] = {
+        "item_id": item_id,
+        "prompt": str(prompt),
+        "task": task.name,
+        "perspective": task.perspective,
+        "subcategory": _subcategory(task, row, info),
+        "meta": meta,
+    }
+    if task.kind == "bias":
+        demographic = cell("demographic")
+        group = cell("group")
+        if _empty(group) or _empty(demographic):
+            raise ItemError(f"empty group or demographic (columns {cols['group']!r}, {cols['demographic']!r})")
+        return BiasItem(
+            **common,
+            image=_image(cell("image"), cols["image"], table, item_id),
+            group=str(group),
+            demographic=str(demographic),
+            axes=_axes(cell("axes"), str(demographic), opts.axis_keywords),
+        )
+    return PairItem(
+        **common,
+        image0=_image(cell("image0"), cols["image0"], table, item_id),
+        image1=_image(cell("image1"), cols["image1"], table, item_id),
+        label=_label(cell("label"), task.label_map, cols["label"]),
+    )
+
+
+def _label(value: Any, label_map: dict[str, str], col: str | None) -> str:
+    if label_map and not _empty(value):
+        value = label_map.get(str(_plain(value)), value)
+    label = normalise_label(value)  # raises ValueError naming the bad value
+    if label is None:
+        raise ItemError(f"no label (column {col!r} is empty)")
+    return label
+
+
+def _image(value: Any, col: str | None, table: Table, item_id: str) -> ImageRef:
+    if _empty(value):
+        raise ItemError(f"no image (column {col!r} is empty)")
+    return ImageRef.from_cell(value, base_dir=table.base_dir, origin=_image_origin(value, col, item_id))
+
+
+def _image_origin(value: Any, col: str | None, item_id: str) -> str:
+    path = value.get("path") if isinstance(value, dict) else value if isinstance(value, (str, Path)) else None
+    return f"{item_id}/{col}" + (f" ({path})" if path else "")
+
+
+def _subcategory(task: TaskConfig, row: dict[str, Any], info: Any) -> str:
+    spec = task.subcategory
+    raw: Any = spec.fixed
+    if raw is None and spec.column is not None:
+        raw = row.get(spec.column)
+    if raw is None and spec.info_key is not None and isinstance(info, dict):
+        raw = info.get(spec.info_key)
+    raw = None if _empty(raw) else str(_plain(raw)).strip()
+    if raw is not None:
+        return spec.map.get(raw, raw)
+    if spec.default is not None:
+        return spec.default
+    source = spec.column and f"column {spec.column!r}" or spec.info_key and f"info key {spec.info_key!r}"
+    raise ItemError(f"no subcategory ({source or 'nothing'} is empty) and subcategory.default is not set")
+
+
+def _axes(value: Any, demographic: str, keywords: dict[str, list[str]]) -> list[str]:
+    if not _empty(value):
+        value = _plain(value)
+        parts = value if isinstance(value, list) else str(value).replace(",", "|").split("|")
+        return [str(p).strip() for p in parts if str(p).strip()]
+    # whole-word match, so that "male" is not found in "female"; keywords may span words ("middle eastern")
+    text = " " + " ".join(re.split(r"[\s_,;|]+", demographic.lower())) + " "
+    return [axis for axis, kws in keywords.items() if any(f" {kw.lower().strip()} " in text for kw in kws)]
+
+
+def _parse_info(value: Any) -> Any:
+    """`info` may hold a dict, a JSON object as text, or plain text."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return _plain(value)
+
+
+def _passes(row: dict[str, Any], filt: dict[str, Any]) -> bool:
+    for col, want in filt.items():
+        got = _plain(row.get(col))
+        allowed = want if isinstance(want, list) else [want]
+        if got not in allowed and str(got) not in [str(a) for a in allowed]:
+            return False
+    return True
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (from pandas / pyarrow) to plain Python values."""
+    if hasattr(value, "tolist") and not isinstance(value, (bytes, str)):
+        return value.tolist()
+    return value
+
+
+def _empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):  # NaN from pandas
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _one_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
