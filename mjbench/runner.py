@@ -74,6 +74,7 @@ class RunResult:
     judge_failures: dict[str, str] = field(default_factory=dict)
     computed: int = 0
     reused: int = 0
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -378,6 +379,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
     store = ResultStore(spec.store or out_dir / "store.sqlite")
     records: list[Record] = []
     judge_failures: dict[str, str] = {}
+    timings: dict[str, dict[str, float]] = {}  # per judge: model set-up and judging wall time
     computed = reused = 0
     try:
         with _Progress(spec.quiet) as progress:
@@ -401,6 +403,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                 reused += len(stored)
                 if pending:
                     reason = type(judge).check_available(cfg)
+                    t0 = time.perf_counter()
                     try:
                         if reason:
                             raise MjbenchError(reason)
@@ -411,11 +414,15 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                         for u in pending:
                             u.response = Response.failure(f"judge {cfg.name} cannot run: {exc}")
                     else:
+                        t1 = time.perf_counter()
                         try:
                             _execute(judge, pending, store, cfg.name, progress)
                         finally:
                             judge.close()
                         computed += len(pending)
+                        timings[cfg.name] = {"setup_s": round(t1 - t0, 3),
+                                             "judging_s": round(time.perf_counter() - t1, 3),
+                                             "requests": len(pending)}
                 threshold = cfg.tie_threshold if spec.tie_threshold is None else spec.tie_threshold
                 records.extend(_record(cfg.name, p, units, threshold) for p in planned)
     finally:
@@ -441,8 +448,9 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         "counts": {"items": sum(map(len, items_by_task.values())), "records": len(records),
                    "requests_computed": computed, "requests_reused": reused},
         "item_problems": problems, "judge_failures": judge_failures,
+        "judge_timings": timings,
         "wall_time_s": round(time.time() - started, 2),
     }
     write_run_outputs(out_dir, frame, metrics, run_info)
     write_json(out_dir / "run.json", run_info)
-    return RunResult(out_dir, frame, metrics, problems, judge_failures, computed, reused)
+    return RunResult(out_dir, frame, metrics, problems, judge_failures, computed, reused, timings)
