@@ -1,0 +1,278 @@
+"""Turn a VLM judge's free text into ratings, a verdict and a status.
+
+Output contract (what the prompt templates ask for, as the final lines of the answer):
+  single mode:  `RATING: <value>`
+  pair mode:    `RATING A: <value>` / `RATING B: <value>` / `BETTER: A|B|TIE`
+where <value> is a number inside the scale's range or one of its Likert level words.
+
+Parsing order, and what each status means:
+1. empty output -> `parse_error`.
+2. strict: the last non-empty line(s) are exactly the contract lines (any case; markdown emphasis,
+   surrounding spaces and a trailing period ignored). Only the final lines count: a different rating
+   in the analysis above them is ignored. how = "strict".
+3. lenient, when the final lines do not follow the contract (how = "lenient"):
+   - a rating written right after a keyword anywhere: `Rating: 8/10`, `rating of 7`, `score is 6`,
+     `I would rate it as Good`, `Rating (1-10): 7`; for pair mode `Rating A: 7`, `Image B: 4`,
+     `Better: Image A`, `Image B is better`;
+   - numeric scales only, if no keyword hit: `8/10` or `8 out of 10` anywhere, when the denominator is
+     the scale's top;
+   - Likert scales only, if no keyword hit: the whole answer is one level word (`Good.`).
+   Level words match longest first (`Above Average` is never read as `Average`). Bare numbers without a
+   keyword or a denominator are never guessed at.
+4. Different values for the same key -> `parse_error` ("ambiguous: ..."); a value outside the range, a
+   denominator that is not the scale's top, or a range (`7-8`) -> `parse_error` with a message such as
+   "rating 11 outside 1-10".
+5. No rating found and a refusal phrase present ("I can't help with", "I'm sorry, but", ...) -> `refused`;
+   otherwise `parse_error` ("no rating found"). A refusal phrase next to a valid rating does not matter.
+In pair mode a verdict without ratings is `ok` (scores None), and two ratings without a verdict are `ok`
+(verdict None: the runner derives the prediction from the scores). An explicit verdict is kept as the
+judge wrote it even where its ratings disagree with it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mjbench.adapters.base import Response, Status
+from mjbench.scales import NUMBER, Scale, get_scale
+
+How = Literal["strict", "lenient"]
+Verdict = Literal["0", "1", "tie"]
+
+
+@dataclass
+class Parsed:
+    status: Status
+    score: float | None = None
+    scores: tuple[float | None, float | None] | None = None
+    verdict: Verdict | None = None
+    error: str | None = None
+    how: How | None = None
+
+    def response(self, raw_output: str | None, **fields: Any) -> Response:
+        """A Response carrying this parse and the raw text it came from."""
+        resp = Response(
+            status=self.status, score=self.score, scores=self.scores, verdict=self.verdict,
+            raw_output=raw_output, error=self.error, **fields,
+        )
+        if self.how is not None:
+            resp.extra["parse"] = self.how
+        return resp
+
+
+@dataclass
+class _Value:
+    value: float | None
+    error: str | None
+    text: str
+
+
+# -- text clean-up ---------------------------------------------------------------------------------
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+                         "\u2212": "-", "\u00a0": " "})
+
+
+def _clean(text: str) -> str:
+    """Normalise quotes and dashes and drop markdown emphasis, so `**Rating:** 8` reads `Rating: 8`."""
+    text = text.translate(_QUOTES)
+    text = re.sub(r"[*`]+|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])", "", text)
+    return "\n".join(re.sub(r"^\s*(?:#+|>+|[-+]\s)\s*", "", line).strip() for line in text.splitlines())
+
+
+def _lines(text: str) -> list[str]:
+    return [ln for ln in _clean(text).splitlines() if ln]
+
+
+# -- reading one value -----------------------------------------------------------------------------
+
+_NUM_VALUE = re.compile(
+    rf"[\"'(\[]?\s*(?P<v>{NUMBER})(?:\s*(?:/|out\s+of)\s*(?P<den>{NUMBER}))?"
+    rf"(?P<range>\s*(?:-|to)\s*{NUMBER}(?![\d/]))?",
+    re.IGNORECASE,
+)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _read_value(text: str, scale: Scale) -> _Value | None:
+    """A rating written at the very start of `text`, or None if none is there."""
+    if scale.kind == "likert":
+        m = re.match(r"[\"'(\[]?\s*", text)
+        start = m.end() if m else 0
+        lm = scale.level_pattern.match(text, start)
+        if not lm:
+            return None
+        return _Value(scale.level_value(lm.group(0)), None, lm.group(0))
+    m = _NUM_VALUE.match(text)
+    if not m:
+        return None
+    value = float(m.group("v"))
+    if m.group("range"):
+        return _Value(None, f"a range ({m.group(0).strip()}) is not one rating", m.group(0))
+    if m.group("den") is not None and scale.high is not None and float(m.group("den")) != scale.high:
+        return _Value(None, f"rating {m.group(0).strip()} is not on the {scale.range_text} scale", m.group(0))
+    return _Value(value, scale.check(value), _fmt(value))
+
+
+def _read_exact(text: str, scale: Scale) -> _Value | None:
+    """A value that is the whole of `text` (strict mode): a bare number or a bare level word."""
+    text = text.strip().rstrip(".").strip()
+    if scale.kind == "likert":
+        lm = scale.level_pattern.fullmatch(text)
+        return _Value(scale.level_value(lm.group(0)), None, lm.group(0)) if lm else None
+    if re.fullmatch(NUMBER, text):
+        value = float(text)
+        return _Value(value, scale.check(value), _fmt(value))
+    return None
+
+
+def _resolve(found: list[_Value], what: str) -> _Value | None:
+    """One value from all the places it was found: conflicting values are ambiguous."""
+    if not found:
+        return None
+    distinct: dict[str, _Value] = {}
+    for v in found:
+        distinct.setdefault(v.text.lower() if v.value is None else _fmt(v.value), v)
+    if len(distinct) == 1:
+        return found[-1]
+    shown = " and ".join(v.text for v in distinct.values())
+    return _Value(None, f"ambiguous: {what} given as {shown}", shown)
+
+
+# -- refusals --------------------------------------------------------------------------------------
+
+REFUSAL_PATTERNS = (
+    r"\bi(?:'m| am) sorry,? but\b",
+    r"\bi (?:can't|cannot|can not) (?:help|assist|comply|provide|evaluate|rate|judge|fulfil|do that|support)",
+    r"\bi(?:'m| am) (?:unable|not able) to (?:help|assist|comply|provide|evaluate|rate|judge|view|analy)",
+    r"\bi (?:won't|will not) (?:help|assist|provide|evaluate|rate|judge)",
+    r"\bi must (?:decline|refuse)\b",
+    r"\bi(?:'m| am) not comfortable\b",
+)
+_REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
+
+
+def _refusal(text: str) -> str | None:
+    m = _REFUSAL.search(_clean(text))
+    return f"judge refused ({m.group(0)!r})" if m else None
+
+
+def _failure(text: str, message: str) -> Parsed:
+    refused = _refusal(text)
+    if refused:
+        return Parsed("refused", error=refused)
+    return Parsed("parse_error", error=message)
+
+
+# -- single mode -----------------------------------------------------------------------------------
+
+_STRICT_SINGLE = re.compile(r"rating\s*:\s*(?P<v>.+)", re.IGNORECASE)
+_KEYWORD = re.compile(
+    r"(?:\b(?:rating|score)\s*(?:\([^)\n]*\))?\s*(?:[:=]|\bis\b|\bof\b)?"
+    r"|\brated?\s+(?:it|this(?:\s+image)?|the\s+image)?\s*(?:as\b|at\b|an?\b)?)\s*",
+    re.IGNORECASE,
+)
+_FRACTION = re.compile(rf"(?<![\w.])(?P<v>{NUMBER})\s*(?:/|out\s+of)\s*(?P<den>{NUMBER})", re.IGNORECASE)
+
+
+def parse_single(text: str | None, scale: Scale | str) -> Parsed:
+    """One image's rating (see the module docstring for the rules)."""
+    scale = get_scale(scale) if isinstance(scale, str) else scale
+    if not text or not text.strip():
+        return Parsed("parse_error", error="empty output")
+    lines = _lines(text)
+    if lines:
+        m = _STRICT_SINGLE.fullmatch(lines[-1])
+        v = _read_exact(m.group("v"), scale) if m else None
+        if v is not None:
+            return _single(v, "strict")
+    cleaned = _clean(text)
+    found = [v for m in _KEYWORD.finditer(cleaned) if (v := _read_value(cleaned[m.end():], scale))]
+    if not found and scale.kind == "numeric":
+        found = [v for m in _FRACTION.finditer(cleaned)
+                 if float(m.group("den")) == scale.high and (v := _read_value(m.group(0), scale))]
+    if not found and scale.kind == "likert" and len(lines) == 1:
+        v = _read_exact(lines[0].strip("\"'!"), scale)
+        found = [v] if v else []
+    v = _resolve(found, "rating")
+    if v is None:
+        return _failure(text, f"no rating found (expected a final line 'RATING: <{scale.range_text}>')")
+    return _single(v, "lenient")
+
+
+def _single(v: _Value, how: How) -> Parsed:
+    if v.error or v.value is None:
+        return Parsed("parse_error", error=v.error, how=how)
+    return Parsed("ok", score=v.value, how=how)
+
+
+# -- pair mode -------------------------------------------------------------------------------------
+
+_STRICT_PAIR = (
+    re.compile(r"rating\s*a\s*:\s*(?P<v>.+)", re.IGNORECASE),
+    re.compile(r"rating\s*b\s*:\s*(?P<v>.+)", re.IGNORECASE),
+    re.compile(r"better\s*:\s*(?P<v>a|b|tie)\s*\.?", re.IGNORECASE),
+)
+_PAIR_RATING = re.compile(
+    r"(?:\brating\s*(?:for\s+|of\s+)?(?:image\s*)?(?P<k1>a|b)\b\s*(?:\([^)\n]*\))?\s*(?:[:=]|\bis\b)?"
+    r"|\bimage\s*(?P<k2>a|b)\b\s*(?:(?:rating|score)\s*(?:\([^)\n]*\))?\s*(?:[:=]|\bis\b)?|[:=]))\s*",
+    re.IGNORECASE,
+)
+_PAIR_VERDICT = re.compile(
+    r"\bbetter(?:\s+image)?\s*[:=]\s*(?:image\s*)?[\"']?(?P<v1>a|b|tie|both|neither|equal|none)\b"
+    r"|\bimage\s*(?P<v2>a|b)\s+is\s+(?:the\s+)?(?:better|preferred|superior)\b",
+    re.IGNORECASE,
+)
+_VERDICTS: dict[str, Verdict] = {"a": "0", "b": "1", "tie": "tie", "both": "tie", "neither": "tie",
+                                 "equal": "tie", "none": "tie"}
+
+
+def parse_pair(text: str | None, scale: Scale | str) -> Parsed:
+    """Both images' ratings and the verdict, in shown order (A = "0", B = "1")."""
+    scale = get_scale(scale) if isinstance(scale, str) else scale
+    if not text or not text.strip():
+        return Parsed("parse_error", error="empty output")
+    lines = _lines(text)
+    if len(lines) >= 3:
+        ma, mb, mv = (p.fullmatch(ln) for p, ln in zip(_STRICT_PAIR, lines[-3:], strict=True))
+        va = _read_exact(ma.group("v"), scale) if ma else None
+        vb = _read_exact(mb.group("v"), scale) if mb else None
+        if va is not None and vb is not None and mv is not None:
+            return _pair(va, vb, _VERDICTS[mv.group("v").lower()], "strict")
+    cleaned = _clean(text)
+    ratings: dict[str, list[_Value]] = {"a": [], "b": []}
+    for m in _PAIR_RATING.finditer(cleaned):
+        v = _read_value(cleaned[m.end():], scale)
+        if v is not None:
+            ratings[(m.group("k1") or m.group("k2")).lower()].append(v)
+    verdicts = [_VERDICTS[(m.group("v1") or m.group("v2")).lower()] for m in _PAIR_VERDICT.finditer(cleaned)]
+    va, vb = _resolve(ratings["a"], "rating A"), _resolve(ratings["b"], "rating B")
+    if len(set(verdicts)) > 1:
+        names = " and ".join(dict.fromkeys({"0": "A", "1": "B", "tie": "TIE"}[v] for v in verdicts))
+        return Parsed("parse_error", error=f"ambiguous: better given as {names}", how="lenient")
+    verdict = verdicts[-1] if verdicts else None
+    if va is None and vb is None and verdict is None:
+        return _failure(text, "no ratings or verdict found (expected final lines 'RATING A: ...', "
+                              "'RATING B: ...', 'BETTER: A|B|TIE')")
+    if verdict is None and (va is None or vb is None):
+        missing = "B" if vb is None else "A"
+        return Parsed("parse_error", error=f"rating {missing} and the verdict are missing", how="lenient")
+    return _pair(va, vb, verdict, "lenient")
+
+
+def _pair(va: _Value | None, vb: _Value | None, verdict: Verdict | None, how: How) -> Parsed:
+    for key, v in (("A", va), ("B", vb)):
+        if v is not None and (v.error or v.value is None):
+            return Parsed("parse_error", error=f"image {key}: {v.error}", how=how)
+    scores = (va.value if va else None, vb.value if vb else None)
+    return Parsed("ok", scores=None if scores == (None, None) else scores, verdict=verdict, how=how)
+
+
+def parse_output(text: str | None, mode: str, scale: Scale | str) -> Parsed:
+    """Dispatch on the judge's mode (`single` or `pair`)."""
+    return parse_pair(text, scale) if mode == "pair" else parse_single(text, scale)

@@ -1,0 +1,153 @@
+"""Prompt templates for VLM judges: one per mode, filled in per perspective and feedback scale.
+
+Packaged files (this folder): `single.j2` and `pair.j2` (Jinja2), `criteria/<perspective>.txt` (what
+to judge for each perspective), and optionally `<perspective>.<mode>.j2` where a perspective needs its
+own wording. A judge YAML overrides them under `prompts:`:
+
+    prompts:
+      single: "...{{ caption }}... RATING: {{ placeholder }}"   # every perspective, single mode
+      pair: my_pair_prompt.j2                                  # a file, relative to the YAML
+      safety.single: "..."                                     # one perspective and mode
+
+Lookup order for (perspective, mode): YAML `<perspective>.<mode>`, YAML `<mode>`, packaged
+`<perspective>.<mode>.j2`, packaged `<mode>.j2`. Variables a template can use: `caption`,
+`perspective`, `criteria`, `scale` (its name), `scale_instructions` (the valid values, worst to best),
+`placeholder` (what goes after `RATING:`), `range_text`, `levels` (Likert words, else empty), `low`,
+`high`. The scale's words and range always come from `mjbench.scales`, so every template states the
+range it will be parsed with. Templates must end by asking for the final lines that
+`mjbench.parsing` reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mjbench import PERSPECTIVES
+from mjbench.config import JudgeConfig
+from mjbench.errors import ConfigError
+from mjbench.scales import get_scale
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from mjbench.adapters.base import PairRequest, ScoreRequest
+    from mjbench.images import ImageRef
+
+PROMPT_DIR = Path(__file__).resolve().parent
+MODES = ("single", "pair")
+TEMPLATE_SUFFIXES = (".j2", ".jinja", ".txt", ".md")
+
+
+@cache
+def _env() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@cache
+def criteria(perspective: str) -> str:
+    """What to judge for a perspective (the packaged `criteria/<perspective>.txt`)."""
+    text = (PROMPT_DIR / "criteria" / f"{perspective}.txt").read_text(encoding="utf-8")
+    return " ".join(text.split())  # the files wrap lines for editing; prompts get one paragraph
+
+
+@cache
+def _packaged(name: str) -> jinja2.Template | None:
+    path = PROMPT_DIR / f"{name}.j2"
+    return _env().from_string(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def valid_keys() -> list[str]:
+    return [*MODES, *(f"{p}.{m}" for p in PERSPECTIVES for m in MODES)]
+
+
+class PromptBook:
+    """The prompts of one judge: YAML overrides checked and compiled once, packaged ones as fallback."""
+
+    def __init__(self, config: JudgeConfig):
+        self.where = str(config.path or f"judge {config.name}")
+        for name in config.scales:
+            if not get_scale(name).promptable:
+                raise ConfigError(f"{self.where}: scales: {name!r} is a raw-score scale; a VLM judge needs a "
+                                  "numeric or Likert scale")
+        base = config.path.parent if config.path else Path.cwd()
+        keys = valid_keys()
+        self._overrides: dict[str, jinja2.Template] = {}
+        self._sources: dict[str, str] = {}
+        import jinja2
+
+        for key, text in config.prompts.items():
+            if key not in keys:
+                raise ConfigError(
+                    f"{self.where}: prompts.{key}: unknown key; use 'single', 'pair' or '<perspective>.<mode>' "
+                    f"(perspectives: {', '.join(PERSPECTIVES)})"
+                )
+            text = self._sources[key] = self._read(key, text, base)
+            try:
+                self._overrides[key] = _env().from_string(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigError(f"{self.where}: prompts.{key}: template line {exc.lineno}: {exc.message}") from None
+
+    def _read(self, key: str, text: str, base: Path) -> str:
+        """A value that names a template file (one line, known suffix) is read from disk."""
+        if "\n" in text or not text.strip().endswith(TEMPLATE_SUFFIXES):
+            return text
+        path = Path(text.strip()).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{self.where}: prompts.{key}: cannot read {path} ({exc.strerror or exc})") from None
+
+    def fingerprint(self) -> str:
+        """A hash of every template text this judge can use (overrides and packaged files), for cache keys:
+        editing a packaged prompt must not reuse answers to the old one."""
+        h = hashlib.sha256()
+        for key in sorted(self._sources):
+            h.update(f"{key}\0{self._sources[key]}\0".encode())
+        for path in sorted(PROMPT_DIR.rglob("*")):
+            if path.suffix in TEMPLATE_SUFFIXES and path.is_file():
+                h.update(f"{path.relative_to(PROMPT_DIR).as_posix()}\0".encode() + path.read_bytes())
+        return h.hexdigest()[:16]
+
+    def template(self, perspective: str, mode: str) -> jinja2.Template:
+        for key in (f"{perspective}.{mode}", mode):
+            if key in self._overrides:
+                return self._overrides[key]
+        found = _packaged(f"{perspective}.{mode}") or _packaged(mode)
+        if found is None:
+            raise ConfigError(f"{self.where}: no prompt template for mode {mode!r}")
+        return found
+
+    def render(self, *, caption: str, perspective: str, mode: str, scale: str) -> str:
+        """The full text prompt; images are placed before it by the adapter."""
+        import jinja2
+
+        sc = get_scale(scale)
+        if not sc.promptable:
+            raise ConfigError(f"{self.where}: scale {scale!r} is a raw-score scale; a VLM judge needs a "
+                              "numeric or Likert scale")
+        variables = {
+            "caption": caption, "perspective": perspective, "criteria": criteria(perspective), "scale": sc.name,
+            "scale_instructions": sc.instructions, "placeholder": sc.placeholder, "range_text": sc.range_text,
+            "levels": list(sc.levels), "low": sc.low, "high": sc.high,
+        }
+        try:
+            return self.template(perspective, mode).render(**variables).strip()
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"{self.where}: prompt for {perspective}.{mode}: {exc.message}") from None
+
+    def for_request(self, request: ScoreRequest | PairRequest) -> tuple[list[ImageRef], str, str]:
+        """(images in shown order, prompt text, mode) for one request."""
+        from mjbench.adapters.base import PairRequest
+
+        if isinstance(request, PairRequest):
+            images, mode = list(request.images), "pair"
+        else:
+            images, mode = [request.image], "single"
+        text = self.render(caption=request.prompt, perspective=request.perspective, mode=mode, scale=request.scale)
+        return images, text, mode

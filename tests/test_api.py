@@ -1,0 +1,284 @@
+"""API judges (OpenAI-compatible, Anthropic, Gemini) against a stub server on 127.0.0.1, through the
+runner's policy: answers, refusals, 429/500/400, time-outs, concurrency, and keys kept out of messages."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from stub_server import Scripted, StubReply, StubServer, answer, default_responder, error
+
+import mjbench.adapters  # noqa: F401  (registers the adapter table)
+from mjbench.adapters.api import encode_image, parse_retry_after
+from mjbench.adapters.base import PairRequest, Response, ScoreRequest, create_judge
+from mjbench.config import JudgeConfig, load_judge_file
+from mjbench.errors import ConfigError
+from mjbench.images import ImageRef
+from mjbench.policy import run_requests_sync
+
+KEY = "sk-test-SECRET-0123456789"
+BASES = {"openai": "/v1", "anthropic": "/v1", "gemini": "/v1beta"}
+FAST = {"base_delay": 0.001, "max_delay": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)  # the stub is local: never route it through a proxy
+    monkeypatch.setenv("STUB_API_KEY", KEY)
+
+
+@pytest.fixture
+def stub():
+    server = StubServer()
+    with server:
+        yield server
+
+
+def png(color: str, size=(48, 32)) -> ImageRef:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return ImageRef(data=buf.getvalue(), origin=f"{color}.png")
+
+
+def judge_config(stub: StubServer, adapter: str = "openai", **kw) -> JudgeConfig:
+    base = {"name": f"stub-{adapter}", "adapter": adapter, "model": "stub-model", "base_url": stub.url + BASES[adapter],
+            "api_key_env": "STUB_API_KEY", "scales": ["1-10"], "max_concurrency": 4, "max_retries": 2,
+            "timeout_s": 5, "pricing": {"input_per_mtok": 2.0, "output_per_mtok": 10.0}}
+    return JudgeConfig(**{**base, **kw})
+
+
+def single(caption: str, scale: str = "1-10") -> ScoreRequest:
+    return ScoreRequest(image=png("red"), prompt=caption, scale=scale, perspective="alignment")
+
+
+def pair(caption: str, scale: str = "1-10") -> PairRequest:
+    return PairRequest(images=(png("red"), png("blue")), prompt=caption, scale=scale, perspective="quality",
+                       order="10")
+
+
+def run(cfg: JudgeConfig, requests, **kw) -> dict[int, Response]:
+    judge = create_judge(cfg)
+    call = judge.acompare if cfg.mode == "pair" else judge.ascore
+    out: dict[int, Response] = {}
+
+    def on_result(i, r):
+        assert i not in out, f"request {i} delivered twice"
+        out[i] = r
+
+    run_requests_sync(call, requests, cfg, on_result, **{**FAST, **kw})
+    assert sorted(out) == list(range(len(requests))), "a request was lost"
+    return out
+
+
+def by_caption(script):
+    return Scripted(lambda req: req.caption, script)
+
+
+# -- good answers, every provider, both modes ----------------------------------------------------------
+
+@pytest.mark.parametrize("adapter", ["openai", "anthropic", "gemini"])
+def test_good_answers_single_and_pair(stub, adapter):
+    out = run(judge_config(stub, adapter), [single("a red cube"), single("a cat")])
+    for r in out.values():
+        assert (r.status, r.score, r.attempts, r.extra["parse"]) == ("ok", 7, 1, "strict")
+        assert (r.input_tokens, r.output_tokens) == (1000, 50)
+        assert r.cost_usd == pytest.approx((1000 * 2.0 + 50 * 10.0) / 1e6)
+        assert "RATING: 7" in r.raw_output and r.latency_s > 0
+    pout = run(judge_config(stub, adapter, mode="pair"), [pair("a red cube")])
+    assert (pout[0].status, pout[0].scores, pout[0].verdict) == ("ok", (8, 3), "0")  # shown order
+    req = stub.requests[-1]
+    assert req.n_images == 2 and "Image A" in req.text and "a red cube" in req.text
+
+
+def test_openai_request_shape(stub):
+    run(judge_config(stub, "openai", options={"system_prompt": "Be strict."}), [single("a red cube")])
+    req = stub.requests[0]
+    assert req.path == "/v1/chat/completions"
+    assert req.headers["authorization"] == f"Bearer {KEY}"
+    body = req.body
+    assert body["model"] == "stub-model" and body["temperature"] == 0 and body["max_tokens"] == 1024
+    assert body["messages"][0] == {"role": "system", "content": "Be strict."}
+    content = body["messages"][1]["content"]
+    assert content[0]["type"] == "image_url" and content[-1]["type"] == "text"
+    url = content[0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    sent = base64.b64decode(url.split(",", 1)[1])
+    assert sent == png("red").read_bytes()  # small PNGs go byte for byte
+
+
+def test_anthropic_and_gemini_request_shape(stub):
+    run(judge_config(stub, "anthropic"), [single("x")])
+    a = stub.requests[-1]
+    assert a.path == "/v1/messages" and a.headers["x-api-key"] == KEY and "anthropic-version" in a.headers
+    assert a.body["max_tokens"] == 1024 and a.body["messages"][0]["content"][0]["source"]["type"] == "base64"
+    run(judge_config(stub, "gemini", generation={"topK": 1}), [single("x")])
+    g = stub.requests[-1]
+    assert g.path == "/v1beta/models/stub-model:generateContent" and g.headers["x-goog-api-key"] == KEY
+    assert g.body["generationConfig"] == {"temperature": 0.0, "maxOutputTokens": 1024, "topK": 1}
+    assert g.body["contents"][0]["parts"][0]["inlineData"]["mimeType"] == "image/png"
+
+
+def test_local_server_needs_no_key(stub):
+    cfg = judge_config(stub, "openai", api_key_env=None)
+    assert create_judge(cfg).check_available(cfg) is None
+    out = run(cfg, [single("x")])
+    assert out[0].status == "ok" and "authorization" not in stub.requests[0].headers
+
+
+def test_check_available_names_the_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cfg = JudgeConfig(name="g", adapter="openai", model="gpt-4o", scales=["1-10"])
+    assert "set OPENAI_API_KEY" in create_judge(cfg).check_available(cfg)
+    cfg2 = JudgeConfig(name="c", adapter="anthropic", model="m", api_key_env="MY_KEY", scales=["1-10"])
+    monkeypatch.delenv("MY_KEY", raising=False)
+    assert "set MY_KEY" in create_judge(cfg2).check_available(cfg2)
+
+
+# -- off-format answers and refusals -------------------------------------------------------------------
+
+def test_off_format_answer_is_parse_error_with_raw_kept(stub):
+    stub.responder = by_caption({"rambling": [lambda r: answer(r, "The cube is nice. I like it a lot.")],
+                                 "too high": [lambda r: answer(r, "RATING: 12")],
+                                 "cut": [lambda r: answer(r, "The cube is", finish="length")]})
+    out = run(judge_config(stub), [single("rambling"), single("too high"), single("cut"), single("fine")])
+    assert out[0].status == "parse_error" and out[0].raw_output == "The cube is nice. I like it a lot."
+    assert out[0].attempts == 1  # never silently re-asked
+    assert out[1].status == "parse_error" and out[1].error == "rating 12 outside 1-10"
+    assert "cut off at max_output_tokens" in out[2].error
+    assert out[3].status == "ok"
+
+
+@pytest.mark.parametrize(
+    "adapter, reply",
+    [
+        ("openai", lambda r: answer(r, None, refusal="I can't help with that request.")),
+        ("openai", lambda r: answer(r, None, finish="content_filter")),
+        ("openai", lambda r: answer(r, "I'm sorry, but I can't help with evaluating this image.")),
+        ("anthropic", lambda r: answer(r, "", finish="refusal")),
+        ("gemini", lambda r: answer(r, None, finish="SAFETY")),
+        ("gemini", lambda r: StubReply(200, {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                                             "usageMetadata": {"promptTokenCount": 900}})),
+    ],
+)
+def test_refusals(stub, adapter, reply):
+    stub.responder = by_caption({"unsafe": [reply]})
+    out = run(judge_config(stub, adapter), [single("unsafe"), single("fine")])
+    assert out[0].status == "refused" and out[0].attempts == 1 and "refused" in out[0].error
+    assert out[1].status == "ok"
+
+
+# -- HTTP failures and retries -------------------------------------------------------------------------
+
+def test_429_with_retry_after_then_success(stub):
+    stub.responder = by_caption({"busy": [lambda r: error(r, 429, "Rate limit reached", retry_after="0.02"),
+                                          default_responder]})
+    out = run(judge_config(stub), [single("busy"), single("calm")])
+    assert out[0].status == "ok" and out[0].attempts == 2 and out[0].extra["retry_waits_s"] == [0.02]
+    assert out[1].attempts == 1
+    assert stub.responder.calls == {"busy": 2, "calm": 1}
+
+
+@pytest.mark.parametrize("adapter", ["openai", "anthropic", "gemini"])
+def test_500_gives_up_after_max_retries(stub, adapter):
+    stub.responder = by_caption({"down": [lambda r: error(r, 500, "internal error")]})
+    out = run(judge_config(stub, adapter, max_retries=2), [single("down"), single("up")])
+    assert out[0].status == "error" and out[0].attempts == 3
+    assert out[0].error == f"gave up after 3 attempts: {adapter} HTTP 500: internal error"
+    assert out[1].status == "ok" and stub.responder.calls["down"] == 3
+
+
+def test_4xx_is_not_retried_and_never_leaks_the_key(stub):
+    stub.responder = by_caption({"bad": [lambda r: error(r, 401, f"Incorrect API key provided: {KEY}.")],
+                                 "big": [lambda r: error(r, 400, "Image too large")]})
+    out = run(judge_config(stub), [single("bad"), single("big")])
+    assert out[0].status == "error" and out[0].attempts == 1
+    assert out[0].error == "openai HTTP 401: Incorrect API key provided: ***."
+    assert KEY not in repr(out[0])
+    assert out[1].error == "openai HTTP 400: Image too large"
+
+
+def test_slow_answers_time_out(stub):
+    stub.responder = by_caption({"slow": [lambda r: answer(r, "RATING: 5", delay_s=1.0)]})
+    out = run(judge_config(stub, timeout_s=0.15, max_retries=1), [single("slow"), single("quick")])
+    assert out[0].status == "error" and out[0].attempts == 2 and "timed out" in out[0].error
+    assert out[1].status == "ok"
+
+
+def test_concurrency_is_never_exceeded_and_nothing_lost(stub):
+    def responder(req):
+        n = int(req.caption.split()[-1])
+        if n % 7 == 3 and stub.responder.calls[req.caption] == 1:
+            return error(req, 503, "overloaded", delay_s=0.01)
+        if n % 11 == 5:
+            return answer(req, "no idea", delay_s=0.01)
+        return answer(req, f"RATING: {n % 10 + 1}", delay_s=0.02)
+
+    stub.responder = Scripted(lambda r: r.caption, {}, default=responder)
+    requests = [single(f"item {i}") for i in range(40)]
+    out = run(judge_config(stub, max_concurrency=4), requests)
+    assert stub.max_in_flight <= 4 and stub.max_in_flight >= 2
+    for i in range(40):
+        r = out[i]
+        if i % 11 == 5:
+            assert r.status == "parse_error"
+        else:
+            assert (r.status, r.score) == ("ok", i % 10 + 1)
+            assert r.attempts == (2 if i % 7 == 3 else 1)
+    assert len(stub.requests) == 40 + sum(1 for i in range(40) if i % 7 == 3)
+
+
+# -- helpers and configs -------------------------------------------------------------------------------
+
+def test_retry_after_parsing():
+    import httpx
+
+    assert parse_retry_after(httpx.Headers({"retry-after": "7"})) == 7
+    assert parse_retry_after(httpx.Headers({"retry-after-ms": "250", "retry-after": "7"})) == 0.25
+    assert parse_retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0  # past
+    future = parse_retry_after(httpx.Headers({"retry-after": "Fri, 01 Jan 2100 00:00:00 GMT"}))
+    assert future > 1e6
+    assert parse_retry_after(httpx.Headers({"retry-after": "soon"})) is None
+    assert parse_retry_after(httpx.Headers({})) is None
+
+
+def test_images_are_downscaled_to_max_side():
+    big = png("green", size=(2000, 500))
+    mime, data = encode_image(big, 256, "jpeg")
+    im = Image.open(io.BytesIO(base64.b64decode(data)))
+    assert mime == "image/jpeg" and im.format == "JPEG" and im.size == (256, 64)
+    mime, data = encode_image(big, 4096, "png")
+    assert mime == "image/png" and base64.b64decode(data) == big.read_bytes()
+
+
+def test_bad_prompt_and_scale_config_named(stub):
+    with pytest.raises(ConfigError, match="prompts.typo"):
+        create_judge(judge_config(stub, prompts={"typo": "x"}))
+    with pytest.raises(ConfigError, match="raw-score scale"):
+        create_judge(judge_config(stub, scales=["score"]))
+    with pytest.raises(ConfigError, match="needs a model id"):
+        create_judge(judge_config(stub, model=None))
+
+
+def test_prompt_override_from_yaml(stub, tmp_path):
+    (tmp_path / "p.j2").write_text("Rate {{ caption }} for {{ perspective }} ({{ range_text }}).\nRATING: {{ placeholder }}")
+    cfg = judge_config(stub, prompts={"alignment.single": "p.j2", "single": "Generic {{ caption }}"})
+    cfg.path = tmp_path / "judge.yaml"
+    run(cfg, [single("a cube"), ScoreRequest(image=png("red"), prompt="b", scale="1-10", perspective="safety")])
+    texts = sorted(r.text for r in stub.requests)
+    assert texts == ["Generic b", "Rate a cube for alignment (1-10).\nRATING: <number 1-10>"]
+
+
+def test_shipped_vlm_and_api_judges_load():
+    root = Path(__file__).resolve().parents[1] / "judges"
+    names = {"gpt-4o", "gpt-4.1", "gpt-4o-mini", "claude-sonnet-4.6", "gemini-3-flash", "openai-compatible-local",
+             "llava-1.5-7b", "llava-1.5-13b", "llava-v1.6-mistral-7b", "llava-v1.6-vicuna-13b", "idefics2-8b",
+             "internvl3-8b", "qwen2-vl-7b", "qwen2.5-vl-7b"}
+    for name in names:
+        cfg = load_judge_file(root / f"{name}.yaml")
+        assert cfg.name == name and cfg.family in ("api", "vlm")
+        judge = create_judge(cfg)  # validates options, prompts and scales without loading anything
+        assert judge.capabilities.concurrent == (cfg.family == "api")
