@@ -1,0 +1,143 @@
+"""CLIP-style scorers through transformers (AutoModel + AutoProcessor): PickScore, CLIP, SigLIP.
+
+Score = the model's own image-text logit: `logit_scale.exp() * cos(image, text)` for CLIP and PickScore
+(PickScore's reference code takes exactly this before its softmax over candidates), plus `logit_bias` for
+SigLIP (`logits_per_image` of SiglipModel, whose sigmoid is the match probability). `score_scale: <number>`
+replaces both by `number * cos`.
+
+The judge's `model` is a hub id or a local folder; option `processor` names a different processor (PickScore
+ships none: it uses `laion/CLIP-ViT-H-14-laion2B-s32B-b79K`'s). Text is padded to the longest prompt, or
+to the model's maximum length for SigLIP, which was trained that way (option `padding` overrides).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from mjbench.adapters._scoring import (
+    DualEncoderOptions,
+    DualEncoderScorer,
+    first_line,
+    missing_packages,
+    model_problem,
+    resolve_device,
+    resolve_dtype,
+    resolve_model,
+    where,
+)
+from mjbench.adapters.base import Capabilities
+from mjbench.config import JudgeConfig
+from mjbench.errors import ConfigError, MjbenchError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+def features(output: Any) -> Any:
+    """transformers 5 returns a model output whose `pooler_output` is the projected embedding; 4.x a tensor."""
+    import torch
+
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def require_model(config: JudgeConfig) -> str:
+    if not config.model:
+        raise ConfigError(f"{where(config)}: model: the {config.adapter} adapter needs a model id or folder")
+    return config.model
+
+
+def hf_problem(config: JudgeConfig) -> str | None:
+    """`check_available` of the transformers scorers: packages, then the model and processor ids or folders."""
+    reason = missing_packages(["torch", "transformers"], "torch")
+    if reason or not config.model:
+        return reason
+    processor = config.options.get("processor")
+    return model_problem(config.model, "model", config, config.revision) or (
+        model_problem(processor, "options.processor", config) if isinstance(processor, str) else None
+    )
+
+
+def load_pretrained(config: JudgeConfig, model_cls: Any, processor: str | None) -> tuple[Any, Any, str]:
+    """Load `config.model` with `model_cls` and its processor; errors name the judge and the id."""
+    from transformers import AutoProcessor
+
+    require_model(config)
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    model_id = resolve_model(config.model, "model", config)
+    processor_id = resolve_model(processor, "options.processor", config) if processor else model_id
+    try:
+        model = model_cls.from_pretrained(model_id, revision=config.revision, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise MjbenchError(f"{where(config)}: model: cannot load {config.model}: {first_line(exc)}") from None
+    try:
+        proc = AutoProcessor.from_pretrained(processor_id, revision=None if processor else config.revision)
+    except (OSError, ValueError) as exc:
+        field = "options.processor" if processor else "model"
+        raise MjbenchError(
+            f"{where(config)}: {field}: cannot load the processor {processor_id}: {first_line(exc)}"
+        ) from None
+    return model.to(device).eval(), proc, device
+
+
+class HFClipOptions(DualEncoderOptions):
+    processor: str | None = None
+    padding: Literal["longest", "max_length"] | None = None
+
+
+class HFClipScorer(DualEncoderScorer):
+    """A transformers dual encoder (CLIPModel, SiglipModel, ...) as a single-image scorer."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",), needs_network=True)
+    Options = HFClipOptions
+    options: HFClipOptions
+
+    def __init__(self, config: JudgeConfig):
+        super().__init__(config)
+        require_model(config)
+        self._model: Any = None
+        self._processor: Any = None
+
+    @classmethod
+    def check_available(cls, config: JudgeConfig) -> str | None:
+        return hf_problem(config)
+
+    def _load(self) -> None:
+        from transformers import AutoModel
+
+        model, processor, self._device = load_pretrained(self.config, AutoModel, self.options.processor)
+        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+            raise ConfigError(f"{where(self.config)}: model: {self.config.model} is not an image-text dual encoder")
+        o = self.options
+        self._set_scale(model, o.score_scale)
+        siglip = "siglip" in str(getattr(model.config, "model_type", ""))
+        self._padding = o.padding or ("max_length" if siglip else "longest")
+        self._max_length = int(model.config.text_config.max_position_embeddings)
+        self._dtype = next(model.parameters()).dtype
+        self._model, self._processor = model, processor
+
+    def _unload(self) -> None:
+        self._model = self._processor = None
+
+    def _preprocess(self, image: Image.Image) -> Any:
+        return image  # decoded in a prefetch thread; the processor (torch ops) runs in the model's thread
+
+    def _encode_images(self, prepared: list[Any], prompts: list[str]) -> list[Any]:
+        import torch
+
+        pixels = self._processor.image_processor(images=prepared, return_tensors="pt")["pixel_values"]
+        x = pixels.to(device=self._device, dtype=self._dtype)
+        with torch.inference_mode():
+            emb = features(self._model.get_image_features(pixel_values=x)).float()
+        return list(torch.nn.functional.normalize(emb, dim=-1).cpu())
+
+    def _encode_texts(self, prompts: list[str]) -> list[Any]:
+        import torch
+
+        tokens = self._processor.tokenizer(
+            prompts, padding=self._padding, truncation=True, max_length=self._max_length, return_tensors="pt"
+        )
+        inputs = {k: v.to(self._device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        with torch.inference_mode():
+            emb = features(self._model.get_text_features(**inputs)).float()
+        return list(torch.nn.functional.normalize(emb, dim=-1).cpu())
