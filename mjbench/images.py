@@ -84,7 +84,9 @@ class ImageRef:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 return im.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except UnidentifiedImageError:
+            raise ItemError(f"cannot decode image {self.origin}: not a recognised image format") from None
+        except (OSError, ValueError, SyntaxError) as exc:
             raise ItemError(f"cannot decode image {self.origin}: {exc}") from None
 
     def release(self) -> None:

@@ -14,7 +14,6 @@ _LAZY = {
     "random": "mjbench.adapters.heuristics:RandomJudge",
     "sharpness": "mjbench.adapters.heuristics:SharpnessJudge",
     "brisque": "mjbench.adapters.heuristics:BrisqueJudge",
-    "ocr": "mjbench.adapters.ocr:OcrJudge",
     "precomputed": "mjbench.adapters.precomputed:PrecomputedJudge",
     "hf_vlm": "mjbench.adapters.hf_vlm:HFVLMJudge",
     "openai": "mjbench.adapters.api:OpenAIJudge",
