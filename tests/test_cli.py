@@ -92,3 +92,19 @@ def test_judges_list_shows_availability(ws: Path):
     res = invoke("judges", "list", "-I", str(ws))
     assert res.exit_code == 0
     assert "bright" in res.output and "test-brightness" in res.output
+
+
+def test_default_run_end_to_end_reduced(tmp_path: Path):
+    """`mjbench run` with the embedded defaults (all six perspectives, offline judges), 3 items per task."""
+    out = tmp_path / "default"
+    res = invoke("run", "--limit", "3", "--out", str(out), "-q")
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics.perspective) == {"alignment", "safety", "quality", "bias", "composition", "visualization"}
+    assert set(metrics.judge) == {"random", "sharpness", "brisque"}
+    board = (out / "leaderboard.md").read_text()
+    assert "| sharpness |" in board and "bias ACC" in board
+    for name in ("alignment", "safety", "quality", "bias", "composition", "visualization"):
+        assert (out / "reports" / f"{name}.md").is_file()
