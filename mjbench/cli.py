@@ -182,11 +182,7 @@ def _describe_source(source: dict[str, Any]) -> str:
 @_user_errors
 def tasks_show(name: str, include_path: IncludeOpt = None) -> None:
     """The resolved configuration of a task or suite."""
-    import yaml
-
-    cfg = _catalog(include_path).task(name)
-    typer.echo(f"# {cfg.path}")
-    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    _show(_catalog(include_path).task(name))
 
 
 @judges_app.command("list")
@@ -220,9 +216,13 @@ def judges_list(include_path: IncludeOpt = None) -> None:
 @_user_errors
 def judges_show(name: str, include_path: IncludeOpt = None) -> None:
     """The resolved configuration of a judge (a name or a YAML path)."""
+    _show(_catalog(include_path).judge(name))
+
+
+def _show(cfg: Any) -> None:
+    """A config as YAML, headed by the file it came from."""
     import yaml
 
-    cfg = _catalog(include_path).judge(name)
     typer.echo(f"# {cfg.path}")
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
 

@@ -115,7 +115,7 @@ def test_file_and_column_problems_are_named(tmp_path):
         judge(path=path, item_column="item").setup()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"item_id": "a", "image_index": 0, "score": 1}\n{oops\n')
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: not a JSON object"):
+    with pytest.raises(DataError, match=r"bad\.jsonl: line 2: not valid JSON"):
         judge(path=bad).setup()
     with pytest.raises(ConfigError, match=r"options\.path: Field required"):
         create_judge(JudgeConfig(name="pre", adapter="precomputed", options={}))

@@ -18,7 +18,6 @@ file invalidates cached results.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -30,6 +29,7 @@ from mjbench.adapters.base import Capabilities, Judge, PairRequest, Response, Sc
 from mjbench.config import JudgeConfig
 from mjbench.errors import DataError
 from mjbench.items import normalise_label
+from mjbench.sources.table import read_jsonl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,7 +112,7 @@ class PrecomputedJudge(Judge):
         text_columns = [c for c in (o.item_column, o.task_column, o.scale_column) if c]
         try:
             if fmt == "jsonl":
-                df = pd.DataFrame(self._read_jsonl())
+                df = pd.DataFrame(read_jsonl(self.path))
             elif fmt == "csv":
                 df = pd.read_csv(self.path, dtype={c: str for c in text_columns})
             else:
@@ -127,21 +127,6 @@ class PrecomputedJudge(Judge):
             if column:
                 self._require(df, column, "task_column" if column == o.task_column else "scale_column")
         return df
-
-    def _read_jsonl(self) -> list[dict[str, Any]]:
-        rows = []
-        with self.path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{self.path}:{n}: not a JSON object ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{self.path}:{n}: not a JSON object")
-                rows.append(row)
-        return rows
 
     def _require(self, df: pd.DataFrame, column: str, option: str) -> None:
         if column not in df.columns:

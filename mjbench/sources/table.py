@@ -83,17 +83,21 @@ class TableSource(TabularSource):
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    text = _read_text(path)
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise DataError(f"{path}: expected a JSON list of objects (one per item)")
-        return data
+    if path.suffix.lower() != ".json":
+        return read_jsonl(path)
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise DataError(f"{path}: expected a JSON list of objects (one per item)")
+    return data
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """One JSON object per line (blank lines skipped); a bad line is a DataError naming file and line."""
     rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
