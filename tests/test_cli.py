@@ -108,3 +108,12 @@ def test_default_run_end_to_end_reduced(tmp_path: Path):
     assert "| sharpness |" in board and "bias ACC" in board
     for name in ("alignment", "safety", "quality", "bias", "composition", "visualization"):
         assert (out / "reports" / f"{name}.md").is_file()
+
+
+def test_same_command_same_numbers(tmp_path: Path):
+    """Two runs from empty stores give byte-identical records and metrics (BRISQUE included)."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert invoke("run", "--tasks", "synthetic-alignment", "--limit", "12", "--out", str(out), "-q").exit_code == 0
+    for name in ("records.jsonl", "metrics.csv", "leaderboard.md"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name

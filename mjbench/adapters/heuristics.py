@@ -102,7 +102,7 @@ class BrisqueJudge(PrefetchScorer):
 
     @classmethod
     def check_available(cls, config: JudgeConfig) -> str | None:
-        return missing_packages(["brisque", "cv2", "skimage", "libsvm"], "quality")
+        return missing_packages(["brisque", "cv2", "skimage", "libsvm", "threadpoolctl"], "quality")
 
     def _load(self) -> None:
         from brisque import BRISQUE
@@ -120,13 +120,20 @@ class BrisqueJudge(PrefetchScorer):
 
 
 def brisque_score(model: Any, image: Image.Image) -> float:
-    """What `BRISQUE.score` computes (grey image and its half-size copy, 36 features, SVM), numpy-2.4-safe."""
+    """What `BRISQUE.score` computes (grey image and its half-size copy, 36 features, SVM), numpy-2.4-safe.
+
+    BLAS and OpenMP run single-threaded here: their multi-threaded reductions change the last digits from
+    call to call, and two near-equal images then swap places; the same command must give the same numbers."""
     import cv2
     import numpy as np
     import skimage.color
+    from threadpoolctl import threadpool_limits
 
-    grey = skimage.color.rgb2gray(np.asarray(image.convert("RGB")))
-    half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
-    features = chain.from_iterable(model.calculate_brisque_features(g, kernel_size=7, sigma=7 / 6) for g in (grey, half))
-    flat = np.array([np.asarray(f, dtype=np.float64).reshape(-1)[0] for f in features])
-    return float(model.calculate_image_quality_score(flat))
+    with threadpool_limits(limits=1):
+        grey = skimage.color.rgb2gray(np.asarray(image.convert("RGB")))
+        half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
+        features = chain.from_iterable(
+            model.calculate_brisque_features(g, kernel_size=7, sigma=7 / 6) for g in (grey, half)
+        )
+        flat = np.array([np.asarray(f, dtype=np.float64).reshape(-1)[0] for f in features])
+        return float(model.calculate_image_quality_score(flat))
