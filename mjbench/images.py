@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +22,23 @@ if TYPE_CHECKING:
 class ImageRef:
     """A lazily read, lazily decoded image. Errors name the file (or the origin) that was wrong."""
 
-    __slots__ = ("path", "_data", "_hash", "origin")
+    __slots__ = ("path", "_data", "_hash", "origin", "_loader")
 
-    def __init__(self, path: str | Path | None = None, data: bytes | None = None, origin: str | None = None):
-        if path is None and data is None:
-            raise ValueError("an ImageRef needs a path or bytes")
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        data: bytes | None = None,
+        origin: str | None = None,
+        loader: Callable[[], bytes] | None = None,
+    ):
+        if path is None and data is None and loader is None:
+            raise ValueError("an ImageRef needs a path, bytes or a loader")
         # a path is only kept where the bytes are to be read from it; with bytes it is just the origin
         self.path = Path(path) if path is not None and data is None else None
         self._data = data
         self._hash: str | None = None
+        #: reads the encoded bytes on demand (a dataset cell), so a large dataset is never held in memory
+        self._loader = loader
         self.origin = origin or (str(path) if path is not None else "<bytes>")
 
     @classmethod
@@ -58,6 +67,13 @@ class ImageRef:
         raise ItemError(f"{origin or 'image cell'}: cannot use a {type(cell).__name__} as an image")
 
     def read_bytes(self) -> bytes:
+        if self._data is None and self._loader is not None:
+            try:
+                self._data = self._loader()
+            except ItemError:
+                raise
+            except Exception as exc:  # a dataset reader may raise anything; name the image
+                raise ItemError(f"cannot read image {self.origin}: {exc}") from None
         if self._data is None:
             assert self.path is not None
             try:
@@ -90,8 +106,8 @@ class ImageRef:
             raise ItemError(f"cannot decode image {self.origin}: {exc}") from None
 
     def release(self) -> None:
-        """Forget the cached bytes of a path-backed image (keeps memory flat on large tasks)."""
-        if self.path is not None and self._hash is not None:
+        """Forget the cached bytes of an image that can read them again (keeps memory flat on large tasks)."""
+        if (self.path is not None or self._loader is not None) and self._hash is not None:
             self._data = None
 
     def __repr__(self) -> str:

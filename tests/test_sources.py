@@ -242,6 +242,21 @@ def test_parquet_without_hf_metadata_folder_and_glob(tmp_path: Path) -> None:
         load_task(cfg)
 
 
+def test_parquet_images_are_read_on_demand_across_row_groups(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(_pair_columns(5)), tmp_path / "rg.parquet", row_group_size=2)
+    assert pq.ParquetFile(tmp_path / "rg.parquet").num_row_groups == 3
+    items = load_task(task(tmp_path, source={"type": "parquet", "path": "rg.parquet"})).items
+    assert all(it.image0._data is None and it.image1._data is None for it in items)  # nothing read yet
+    expected = {ref.hash for it in items for ref in it.images}
+    for it in reversed(items):  # any order works, the row-group cache only saves reads
+        it.image0.release()
+    assert {ref.hash for it in items for ref in it.images} == expected
+    assert items[4].image0.load().getpixel((0, 0)) == (255, 0, 0) and "row group 2 row 0" in items[4].image0.origin
+
+
 def test_parquet_written_by_datasets_with_hf_metadata(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     import pyarrow.parquet as pq
@@ -301,6 +316,18 @@ def test_hub_2024_pair_layout_from_a_local_copy(tmp_path: Path, hub_repo: Path) 
                source={"type": "hub", "path": "hubcopy", "split": "alignment", "cache_dir": "hfcache"})
     with pytest.raises(DataError, match=r"bad\.yaml: source: cannot load .*hubcopy\[alignment\]"):
         load_task(cfg)
+
+
+def test_hub_images_are_read_on_demand_and_released(tmp_path: Path, hub_repo: Path) -> None:
+    """A multi-GB split must not sit in memory: image bytes are read when needed and dropped after hashing."""
+    cfg = task(tmp_path, perspective="quality",
+               source={"type": "hub", "path": "hubcopy", "split": "quality", "cache_dir": "hfcache"})
+    ref = load_task(cfg).items[1].image1
+    assert ref._data is None  # nothing read at load time
+    digest = ref.hash
+    ref.release()
+    assert ref._data is None
+    assert ref.load().size == (8, 8) and ref.hash == digest and "row 1 column image1" in ref.origin
 
 
 def test_hub_2024_bias_layout(tmp_path: Path, hub_repo: Path) -> None:

@@ -9,13 +9,15 @@ Columns are mapped as in the `table` source. The MJ-Bench layouts are described 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import model_validator
 
-from mjbench.errors import DataError, MjbenchError
+from mjbench.errors import DataError, ItemError, MjbenchError
+from mjbench.images import ImageRef
 from mjbench.sources.base import SourceOptions
 from mjbench.sources.tabular import Table, TabularOptions, TabularSource
 
@@ -45,10 +47,12 @@ class HubSource(TabularSource):
         ds, origin, base_dir = self._dataset()
         from datasets import Image
 
-        for col, feature in ds.features.items():
-            if isinstance(feature, Image) and feature.decode:
+        image_columns = [col for col, feature in ds.features.items() if isinstance(feature, Image)]
+        for col in image_columns:
+            if ds.features[col].decode:
                 ds = ds.cast_column(col, Image(decode=False))
-        return Table(columns=list(ds.column_names), rows=iter(ds), origin=origin, base_dir=base_dir)
+        return Table(columns=list(ds.column_names), rows=_lazy_rows(ds, image_columns, origin, base_dir),
+                     origin=origin, base_dir=base_dir)
 
     def _dataset(self) -> tuple[Any, str, Path | None]:
         try:
@@ -99,3 +103,22 @@ def _from_disk(datasets: Any, path: Path, split: str) -> Any:
             raise DataError(f"{path}: no split {split!r}; splits are: {', '.join(ds)}")
         ds = ds[split]
     return ds
+
+
+def _lazy_rows(ds: Any, image_columns: list[str], origin: str, base_dir: Path | None) -> Iterator[dict[str, Any]]:
+    """Rows without their image bytes: each image cell becomes an ImageRef that reads its row from the
+    (memory-mapped) dataset when first needed, so a multi-GB split never sits in memory at once."""
+    plain = ds.remove_columns(image_columns)
+    by_column = {col: ds.select_columns([col]) for col in image_columns}
+    for index, row in enumerate(plain):
+        for col in image_columns:
+            loader = partial(_cell_bytes, by_column[col], index, col, base_dir)
+            row[col] = ImageRef(loader=loader, origin=f"{origin} row {index} column {col}")
+        yield row
+
+
+def _cell_bytes(column: Any, index: int, col: str, base_dir: Path | None) -> bytes:
+    cell = column[index][col]
+    if cell is None:
+        raise ItemError(f"row {index}: column {col} holds no image")
+    return ImageRef.from_cell(cell, base_dir=base_dir).read_bytes()
