@@ -115,6 +115,7 @@ def _plan_judge(
     single_ok = "single" in judge.capabilities.modes
     units: dict[str, _Unit] = {}
     planned: list[_Planned] = []
+    skipped_single = 0
 
     def score_key(item: PairItem | BiasItem, idx: int | None, image_hash: str, scale: str) -> str:
         extra = (item.task, item.item_id, idx) if keyed_by_item else ()
@@ -129,8 +130,9 @@ def _plan_judge(
                     planned.append(_Planned(item, scale, None, (), pre_error=f"item {item.item_id}: {exc}"))
                     continue
                 if isinstance(item, BiasItem) or cfg.mode == "single":
-                    if not single_ok:
-                        continue  # a pair-only judge cannot rate single images; metrics show no bias row
+                    if not single_ok:  # a pair-only judge cannot rate single images: no bias rows
+                        skipped_single += 1
+                        continue
                     keys = []
                     for idx, (ref, h) in enumerate(zip(item.images, hashes, strict=True)):
                         image_index = None if isinstance(item, BiasItem) else idx
@@ -151,6 +153,9 @@ def _plan_judge(
                         scale=scale, perspective=item.perspective, order=order, task=item.task,
                         item_id=item.item_id)))
                     planned.append(_Planned(item, scale, order, (key,)))
+    if skipped_single:
+        log.warning("judge %s compares pairs only: %d single-image (bias) requests skipped, no bias metrics",
+                    cfg.name, skipped_single)
     return units, planned
 
 
