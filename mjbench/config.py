@@ -106,7 +106,9 @@ class JudgeConfig(_Config):
     model: str | None = None
     revision: str | None = None
     mode: Literal["single", "pair"] = "single"
-    orders: list[Literal["01", "10"]] = Field(default_factory=lambda: ["01", "10"])
+    #: pair mode: the image orders asked for each item; `[random]` asks one order per item, drawn from
+    #: the run's --seed (half the cost, no consistency metric, but no systematic position advantage)
+    orders: list[Literal["01", "10", "random"]] = Field(default_factory=lambda: ["01", "10"], min_length=1)
     scales: list[str] = Field(default_factory=lambda: ["score"], min_length=1)
     device: str = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
@@ -130,6 +132,15 @@ class JudgeConfig(_Config):
     citation: str = ""
     license: str = ""
     homepage: str = ""
+
+    @field_validator("orders")
+    @classmethod
+    def _orders(cls, v: list[str]) -> list[str]:
+        if "random" in v and len(v) > 1:
+            raise ValueError("'random' stands alone: [random], or a list of 01 and 10")
+        if len(set(v)) != len(v):
+            raise ValueError("an order is listed twice")
+        return v
 
     def identity(self) -> dict[str, Any]:
         """What determines this judge's answers; hashed into every cache key."""

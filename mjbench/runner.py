@@ -107,8 +107,17 @@ def _image_hash(ref: Any) -> str:
     return h
 
 
+def _orders(orders: Sequence[str], item: PairItem, seed: int) -> list[str]:
+    """The image orders to ask for an item; `random` draws one per item from the seed and the item id."""
+    if list(orders) != ["random"]:
+        return list(orders)
+    draw = int(content_key("order", seed, item.task, item.item_id)[:8], 16)
+    return ["01" if draw % 2 == 0 else "10"]
+
+
 def _plan_judge(
-    judge: Judge, judge_id: str, items_by_task: dict[str, list[PairItem | BiasItem]], scales: Sequence[str]
+    judge: Judge, judge_id: str, items_by_task: dict[str, list[PairItem | BiasItem]], scales: Sequence[str],
+    seed: int = 0,
 ) -> tuple[dict[str, _Unit], list[_Planned]]:
     cfg = judge.config
     keyed_by_item = judge.capabilities.keyed_by_item
@@ -143,7 +152,7 @@ def _plan_judge(
                         keys.append(key)
                     planned.append(_Planned(item, scale, None, tuple(keys)))
                     continue
-                for order in cfg.orders:
+                for order in _orders(cfg.orders, item, seed):
                     shown = (0, 1) if order == "01" else (1, 0)
                     extra = (item.task, item.item_id) if keyed_by_item else ()
                     key = content_key(judge_id, "pair", hashes[shown[0]], hashes[shown[1]], item.prompt,
@@ -400,7 +409,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                     log.error("judge %s skipped: %s", cfg.name, exc)
                     continue
                 judge_id = content_key(judge.identity())
-                units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name])
+                units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed)
                 stored = store.get_many(list(units))
                 for key, resp in stored.items():
                     units[key].response = resp

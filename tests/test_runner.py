@@ -84,3 +84,24 @@ def test_limit_and_unknown_names(workspace: Path):
     assert len(result.records) == 4
     with pytest.raises(UnknownNameError, match="did you mean 'bright'"):
         run_benchmark(_spec(workspace, judges=["brigt"]))
+
+
+def test_random_order_is_seeded_and_balanced(workspace: Path):
+    (workspace / "judges" / "bright-random.yaml").write_text(
+        "name: bright-random\nadapter: test-brightness\nmode: pair\norders: [random]\n")
+    first = run_benchmark(_spec(workspace, judges=["bright-random"]))
+    ok = first.records[first.records.status == "ok"]
+    assert len(ok) == 11 and set(ok.order) == {"01", "10"}  # one order per item, both occur
+    again = run_benchmark(_spec(workspace, judges=["bright-random"], out=workspace / "again"))
+    assert again.records.order.tolist() == first.records.order.tolist()
+    other = run_benchmark(_spec(workspace, judges=["bright-random"], out=workspace / "other", seed=1))
+    assert other.records.order.tolist() != first.records.order.tolist()
+
+
+def test_random_order_stands_alone(workspace: Path):
+    from mjbench.errors import ConfigError
+
+    (workspace / "judges" / "bad.yaml").write_text(
+        "name: bad\nadapter: test-brightness\nmode: pair\norders: [random, '01']\n")
+    with pytest.raises(ConfigError, match="bad.yaml: orders: 'random' stands alone"):
+        run_benchmark(_spec(workspace, judges=[str(workspace / "judges" / "bad.yaml")]))
