@@ -68,12 +68,13 @@ def resolve_device(name: str) -> str:
     return "cpu"
 
 
-def resolve_dtype(name: str, device: str) -> torch.dtype:
-    """`auto` is float16 on cuda (scores differ from float32 in the 3rd or 4th digit) and float32 elsewhere."""
+def resolve_dtype(name: str, device: str, cuda_auto: str = "float16") -> torch.dtype:
+    """`auto` is `cuda_auto` on cuda (for scorers float16: scores differ from float32 in the 3rd or 4th
+    digit; generative VLMs ask for bfloat16) and float32 elsewhere."""
     import torch
 
     if name == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
+        return getattr(torch, cuda_auto) if device.startswith("cuda") else torch.float32
     return getattr(torch, name)
 
 

@@ -14,7 +14,6 @@ then the CPU; `dtype` auto means bfloat16 on CUDA and float32 elsewhere.
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mjbench.adapters._scoring import hub_offline, resolve_device, resolve_dtype
 from mjbench.adapters.base import (
     ADAPTERS,
     Capabilities,
@@ -76,7 +76,7 @@ class HFVLMJudge(Judge):
         model = config.model or ""
         if Path(model).expanduser().is_dir():
             return None
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        if hub_offline():
             from huggingface_hub import try_to_load_from_cache
 
             if not isinstance(try_to_load_from_cache(model, "config.json", revision=config.revision), str):
@@ -84,26 +84,11 @@ class HFVLMJudge(Judge):
         return None
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def _device_and_dtype(self) -> tuple[str, Any]:
-        import torch
-
-        device = self.config.device
-        if device == "auto":
-            if torch.cuda.is_available():
-                device = "cuda"
-            elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-                device = "mps"
-            else:
-                device = "cpu"
-        name = self.config.dtype
-        if name == "auto":
-            name = "bfloat16" if device.startswith("cuda") else "float32"
-        return device, getattr(torch, name)
-
     def setup(self) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        device, dtype = self._device_and_dtype()
+        device = resolve_device(self.config.device)
+        dtype = resolve_dtype(self.config.dtype, device, cuda_auto="bfloat16")
         opts = self.options
         model_id = self.config.model
         try:
