@@ -84,16 +84,15 @@ def build_llava(d) -> str:
     return str(d)
 
 
-def build_qwen2_vl(d) -> str:
+def build_qwen2_vl(d, version: str = "2") -> str:
+    """Tiny Qwen2-VL (version "2") or Qwen2.5-VL ("2.5", windowed vision attention) model and processor."""
     import torch
-    from transformers import (
-        PreTrainedTokenizerFast,
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import transformers
+    from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    prefix = "Qwen2VL" if version == "2" else "Qwen2_5_VL"
+    Config, Model, Processor = (getattr(transformers, prefix + suffix)
+                                for suffix in ("Config", "ForConditionalGeneration", "Processor"))
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
                "<|video_pad|>"]
@@ -104,22 +103,26 @@ def build_qwen2_vl(d) -> str:
     )
     kw = dict(size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112}, patch_size=14, merge_size=2,
               temporal_patch_size=2)
-    proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**kw), tokenizer=tok,
+    proc = Processor(image_processor=Qwen2VLImageProcessor(**kw), tokenizer=tok,
                             video_processor=Qwen2VLVideoProcessor(**kw), chat_template=QWEN_TEMPLATE)
     v = tok.get_vocab()
-    cfg = Qwen2VLConfig(
+    vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
+                  spatial_merge_size=2, temporal_patch_size=2)
+    if version == "2.5":
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, out_hidden_size=32, num_heads=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])
+    cfg = Config(
         text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
                          rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0},
                          bos_token_id=v["<|im_start|>"], eos_token_id=v["<|im_end|>"], pad_token_id=v["<|endoftext|>"],
                          initializer_range=0.2),  # larger weights: answers that depend on the input
-        vision_config=dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
-                           spatial_merge_size=2, temporal_patch_size=2),
+        vision_config=vision,
         image_token_id=v["<|image_pad|>"], video_token_id=v["<|video_pad|>"],
         vision_start_token_id=v["<|vision_start|>"], vision_end_token_id=v["<|vision_end|>"],
     )
     torch.manual_seed(0)
-    Qwen2VLForConditionalGeneration(cfg).save_pretrained(d)
+    Model(cfg).save_pretrained(d)
     proc.save_pretrained(d)
     return str(d)
 
@@ -127,7 +130,8 @@ def build_qwen2_vl(d) -> str:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("tiny-vlms")
-    return {"llava": build_llava(root / "llava"), "qwen2-vl": build_qwen2_vl(root / "qwen2-vl")}
+    return {"llava": build_llava(root / "llava"), "qwen2-vl": build_qwen2_vl(root / "qwen2-vl"),
+            "qwen2.5-vl": build_qwen2_vl(root / "qwen2.5-vl", version="2.5")}
 
 
 def png(color: str, size=(40, 30)) -> ImageRef:
@@ -156,7 +160,7 @@ def requests_for(mode: str):
                         perspective="quality") for c, cap in zip(COLORS, CAPTIONS, strict=True)]
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2-vl"])
+@pytest.mark.parametrize("family", ["llava", "qwen2-vl", "qwen2.5-vl"])
 @pytest.mark.parametrize("mode", ["single", "pair"])
 def test_generation_batched_equals_unbatched(models, family, mode):
     judge = make_judge(models[family], mode)
