@@ -12,15 +12,11 @@ sibling. Option `processor` names a different processor folder or id.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from mjbench.adapters._scoring import PrefetchScorer, ScorerOptions
 from mjbench.adapters.base import Capabilities
-from mjbench.adapters.hf_clip import hf_problem, load_pretrained, require_model
-from mjbench.config import JudgeConfig
-
-if TYPE_CHECKING:
-    from PIL import Image
+from mjbench.adapters.hf_clip import TransformersCheckpoint
 
 
 class BlipItmOptions(ScorerOptions):
@@ -28,35 +24,16 @@ class BlipItmOptions(ScorerOptions):
     head: Literal["itm", "cosine"] = "itm"
 
 
-class BlipItmScorer(PrefetchScorer):
+class BlipItmScorer(TransformersCheckpoint, PrefetchScorer):
     capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",), needs_network=True)
     Options = BlipItmOptions
     text_mode = "joint"
     options: BlipItmOptions
 
-    def __init__(self, config: JudgeConfig):
-        super().__init__(config)
-        require_model(config)
-        self._model: Any = None
-        self._processor: Any = None
-
-    @classmethod
-    def check_available(cls, config: JudgeConfig) -> str | None:
-        return hf_problem(config)
-
     def _load(self) -> None:
         from transformers import BlipForImageTextRetrieval
 
-        model, processor, self._device = load_pretrained(self.config, BlipForImageTextRetrieval, self.options.processor)
-        self._max_length = int(model.config.text_config.max_position_embeddings)
-        self._dtype = next(model.parameters()).dtype
-        self._model, self._processor = model, processor
-
-    def _unload(self) -> None:
-        self._model = self._processor = None
-
-    def _preprocess(self, image: Image.Image) -> Any:
-        return image  # decoded in a prefetch thread; the processor (torch ops) runs in the model's thread
+        self._load_checkpoint(BlipForImageTextRetrieval)
 
     def _encode_images(self, prepared: list[Any], prompts: list[str]) -> list[Any]:
         import torch

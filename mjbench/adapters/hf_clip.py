@@ -85,15 +85,16 @@ class HFClipOptions(DualEncoderOptions):
     padding: Literal["longest", "max_length"] | None = None
 
 
-class HFClipScorer(DualEncoderScorer):
-    """A transformers dual encoder (CLIPModel, SiglipModel, ...) as a single-image scorer."""
+class TransformersCheckpoint:
+    """What the transformers scorers share (mixed in before their scorer base): a model id checked at
+    construction, availability from the hub cache, model and processor loaded together, and PIL-only
+    prefetching, since the processor's torch ops run in the model's thread."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",), needs_network=True)
-    Options = HFClipOptions
-    options: HFClipOptions
+    config: JudgeConfig
+    options: Any
 
     def __init__(self, config: JudgeConfig):
-        super().__init__(config)
+        super().__init__(config)  # type: ignore[call-arg]
         require_model(config)
         self._model: Any = None
         self._processor: Any = None
@@ -102,25 +103,37 @@ class HFClipScorer(DualEncoderScorer):
     def check_available(cls, config: JudgeConfig) -> str | None:
         return hf_problem(config)
 
+    def _load_checkpoint(self, model_cls: Any) -> Any:
+        model, processor, self._device = load_pretrained(self.config, model_cls, self.options.processor)
+        self._max_length = int(model.config.text_config.max_position_embeddings)
+        self._dtype = next(model.parameters()).dtype
+        self._model, self._processor = model, processor
+        return model
+
+    def _unload(self) -> None:
+        self._model = self._processor = None
+
+    def _preprocess(self, image: Image.Image) -> Any:
+        return image
+
+
+class HFClipScorer(TransformersCheckpoint, DualEncoderScorer):
+    """A transformers dual encoder (CLIPModel, SiglipModel, ...) as a single-image scorer."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",), needs_network=True)
+    Options = HFClipOptions
+    options: HFClipOptions
+
     def _load(self) -> None:
         from transformers import AutoModel
 
-        model, processor, self._device = load_pretrained(self.config, AutoModel, self.options.processor)
+        model = self._load_checkpoint(AutoModel)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ConfigError(f"{where(self.config)}: model: {self.config.model} is not an image-text dual encoder")
         o = self.options
         self._set_scale(model, o.score_scale)
         siglip = "siglip" in str(getattr(model.config, "model_type", ""))
         self._padding = o.padding or ("max_length" if siglip else "longest")
-        self._max_length = int(model.config.text_config.max_position_embeddings)
-        self._dtype = next(model.parameters()).dtype
-        self._model, self._processor = model, processor
-
-    def _unload(self) -> None:
-        self._model = self._processor = None
-
-    def _preprocess(self, image: Image.Image) -> Any:
-        return image  # decoded in a prefetch thread; the processor (torch ops) runs in the model's thread
 
     def _encode_images(self, prepared: list[Any], prompts: list[str]) -> list[Any]:
         import torch
