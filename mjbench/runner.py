@@ -24,6 +24,7 @@ from mjbench.catalog import Catalog
 from mjbench.config import JudgeConfig, TaskConfig
 from mjbench.errors import ConfigError, ItemError, MjbenchError
 from mjbench.items import BiasItem, PairItem
+from mjbench.metrics import derive_pred
 from mjbench.records import Record, write_records
 from mjbench.store import ResultStore, content_key
 
@@ -178,8 +179,6 @@ def _sum(values: list[Any]) -> Any:
 
 
 def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: float) -> Record:
-    from mjbench.metrics import derive_pred
-
     item = p.item
     base: dict[str, Any] = dict(
         judge=judge_name, task=item.task, perspective=item.perspective, subcategory=item.subcategory,
