@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mjbench.adapters.base import Response, Status
+from mjbench.responses import Response, Status
 from mjbench.scales import NUMBER, Scale, get_scale
 
 How = Literal["strict", "lenient"]

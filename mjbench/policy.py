@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from mjbench.adapters.base import Response, TransientError
 from mjbench.config import JudgeConfig
 from mjbench.errors import MjbenchError
+from mjbench.responses import Response, TransientError
 
 R = TypeVar("R")
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mjbench.adapters.base import Response
+from mjbench.responses import Response
 
 FINAL_STATUSES = frozenset({"ok", "parse_error", "refused"})
 

@@ -142,6 +142,7 @@ def _server_message(response: httpx.Response) -> str:
 class _APIJudge(Judge):
     capabilities: ClassVar[Capabilities] = Capabilities(
         modes=("single", "pair"), batchable=False, concurrent=True, needs_network=True, deterministic=False,
+        uses_perspective=True,
     )
     Options: ClassVar[type[BaseModel]] = APIOptions
     provider: ClassVar[str] = ""

@@ -16,18 +16,23 @@ is worth retrying (429, 5xx, time-outs); the runner's policy retries, paces and 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mjbench.config import JudgeConfig, _format_validation
-from mjbench.errors import ConfigError, ItemError, MjbenchError
+from mjbench.errors import ConfigError, ItemError
 from mjbench.images import ImageRef
 from mjbench.registry import Registry
-
-Status = Literal["ok", "parse_error", "refused", "error"]
-STATUSES: tuple[str, ...] = ("ok", "parse_error", "refused", "error")
+from mjbench.responses import (  # noqa: F401  (re-exported: adapters import them from here)
+    STATUSES,
+    PairRequest,
+    Response,
+    ScoreRequest,
+    Status,
+    TransientError,
+)
 
 
 @dataclass(frozen=True)
@@ -39,76 +44,9 @@ class Capabilities:
     needs_network: bool = False  # downloads weights or calls an API
     deterministic: bool = True
     keyed_by_item: bool = False  # answers depend on the item id (precomputed), not only on content
-
-
-@dataclass(frozen=True)
-class ScoreRequest:
-    """Rate one image for a prompt. `item_id`/`image_index` say where it came from (messages, lookups)."""
-
-    image: ImageRef
-    prompt: str
-    scale: str
-    perspective: str
-    task: str = ""
-    item_id: str = ""
-    image_index: int | None = None  # 0 or 1 for pair items, None for single-image (bias) items
-
-
-@dataclass(frozen=True)
-class PairRequest:
-    """Judge two images at once; `images` are in the order shown, `order` says how that maps back."""
-
-    images: tuple[ImageRef, ImageRef]
-    prompt: str
-    scale: str
-    perspective: str
-    order: Literal["01", "10"] = "01"
-    task: str = ""
-    item_id: str = ""
-
-
-@dataclass
-class Response:
-    """What a judge said about one request. Indices refer to the shown order."""
-
-    status: Status = "ok"
-    score: float | None = None  # single mode
-    scores: tuple[float | None, float | None] | None = None  # pair mode, shown order
-    verdict: Literal["0", "1", "tie"] | None = None  # pair mode, shown order
-    raw_output: str | None = None
-    error: str | None = None
-    attempts: int = 1
-    latency_s: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def failure(cls, error: str, status: Status = "error", **kw: Any) -> Response:
-        return cls(status=status, error=error, **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        if d["scores"] is not None:
-            d["scores"] = list(d["scores"])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Response:
-        d = dict(d)
-        if d.get("scores") is not None:
-            d["scores"] = tuple(d["scores"])
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-class TransientError(MjbenchError):
-    """A failure worth retrying (HTTP 429, 5xx, time-out). `retry_after` is in seconds, if the server said."""
-
-    def __init__(self, message: str, retry_after: float | None = None, **usage: Any):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.usage = usage
+    #: the request text depends on the perspective (VLM prompts with per-perspective criteria); scorers rate
+    #: (image, prompt) the same whatever the perspective, so their cache key leaves it out
+    uses_perspective: bool = False
 
 
 class NoOptions(BaseModel):
@@ -160,6 +98,11 @@ class Judge:
 
     def close(self) -> None:
         """Release models and clients."""
+
+    def refresh(self, request: ScoreRequest | PairRequest, stored: Response) -> Response:
+        """A stored answer brought up to date without asking the judge again (e.g. its raw text parsed by a
+        newer parser). Judges whose stored answer is final return it as it is."""
+        return stored
 
     # -- judging -----------------------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest]) -> list[Response]:

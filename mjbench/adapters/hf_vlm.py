@@ -50,7 +50,8 @@ class HFVLMOptions(BaseModel):
 
 @ADAPTERS.register("hf_vlm")
 class HFVLMJudge(Judge):
-    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single", "pair"), needs_gpu=True, needs_network=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single", "pair"), needs_gpu=True, needs_network=True,
+                                                        uses_perspective=True)
     Options: ClassVar[type[BaseModel]] = HFVLMOptions
 
     def __init__(self, config: JudgeConfig):
