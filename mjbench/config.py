@@ -143,8 +143,69 @@ class JudgeConfig(_Config):
         return v
 
     def identity(self) -> dict[str, Any]:
-        """What determines this judge's answers; hashed into every cache key."""
-        return self.model_dump(mode="json", exclude=IDENTITY_EXCLUDE)
+        """What determines this judge's answers; hashed into every cache key. Local weights are named by a
+        path, so their size and modification time join it: retrained weights at the same path are new."""
+        identity = self.model_dump(mode="json", exclude=IDENTITY_EXCLUDE)
+        local = local_fingerprints([self.model, *_strings(self.options)], self.path)
+        if local:
+            identity["local_files"] = local
+        return identity
+
+
+#: a folder with more files than this is fingerprinted by its own stat only (it is data, not weights)
+_MAX_FINGERPRINT_FILES = 2000
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside nested options."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _stat(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def local_fingerprints(values: list[str | None], yaml_path: Path | None) -> dict[str, str]:
+    """`size:mtime` of each value that names an existing local file (for a folder: a digest over its files'
+    paths, sizes and mtimes). Relative paths are relative to the judge YAML, as the adapters read them. Hub
+    ids, tags and URLs are not files and are identified by their name (and `revision`)."""
+    import hashlib
+
+    base = yaml_path.parent if yaml_path else Path.cwd()
+    out: dict[str, str] = {}
+    for value in values:
+        if not value or value.startswith(("hf-hub:", "http://", "https://")):
+            continue
+        p = Path(value.removeprefix("local-dir:")).expanduser()
+        p = p if p.is_absolute() else base / p
+        try:
+            if p.is_file():
+                out[value] = _stat(p)
+            elif p.is_dir():
+                files = []
+                for f in p.rglob("*"):  # stops early: a huge folder is data, not weights
+                    if len(files) > _MAX_FINGERPRINT_FILES:
+                        break
+                    if f.is_file():
+                        files.append(f)
+                files.sort()
+                if len(files) > _MAX_FINGERPRINT_FILES:
+                    out[value] = _stat(p)
+                    continue
+                digest = hashlib.sha256()
+                for f in files:
+                    digest.update(f"{f.relative_to(p)}\0{_stat(f)}\n".encode())
+                out[value] = digest.hexdigest()[:16]
+        except OSError:
+            continue
+    return out
 
 
 def _format_validation(path: Path | str, exc: ValidationError) -> str:

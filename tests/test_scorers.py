@@ -458,3 +458,64 @@ def test_shipped_judge_yaml_validates_with_its_adapter(name):
         assert cfg.options["checkpoint"].startswith("hf-hub:xswu/HPSv2/HPS_v2")
         assert Path(cfg.options["checkpoint"]).name == ("HPS_v2.1_compressed.pt" if "2.1" in name
                                                         else "HPS_v2_compressed.pt")
+
+
+# -- usable here, dtype per device, identity of local weights --------------------------------------
+def _fake_hub_file(cache: Path, repo_id: str, filename: str) -> None:
+    """A file in the hub cache layout (`models--org--name/snapshots/<rev>/<file>` + `refs/main`)."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    snap = repo / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (snap / filename).write_bytes(b"weights")
+
+
+def test_open_clip_pretrained_tag_is_usable_only_when_cached_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # open_clip's URL cache is ~/.cache/clip
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cfg = Catalog().judge("clip-v1")
+    why = create_judge(cfg).check_available(cfg)
+    assert why and "'openai' weights of ViT-B-32 are not in the local cache" in why
+    _fake_hub_file(tmp_path / "hub", "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors")
+    assert create_judge(cfg).check_available(cfg) is None
+    bad = cfg.model_copy(update={"options": {**cfg.options, "pretrained": "no-such-tag"}})
+    assert "has no pretrained tag 'no-such-tag'" in create_judge(bad).check_available(bad)
+
+
+def test_float16_on_cpu_falls_back_to_float32_with_a_notice(tiny_clip, caplog):
+    """The README's example YAML (device auto, dtype float16) failed every request on a CPU machine."""
+    refs, prompts = [image(1), image(2)], PROMPTS
+    cfg = JudgeConfig(name="half", adapter="open_clip", device="cpu", dtype="float16",
+                      options={"model_name": tiny_clip.name, "pretrained": tiny_clip.ckpt})
+    with caplog.at_level("WARNING", logger="mjbench"):
+        half = scores(create_judge(cfg), [req(r, p) for r, p in zip(refs, prompts, strict=True)])
+    assert "judge half: dtype float16 is not supported on cpu; using float32" in caplog.text
+    full = scores(create_judge(cfg.model_copy(update={"dtype": "float32"})),
+                  [req(r, p) for r, p in zip(refs, prompts, strict=True)])
+    assert half == full
+    explicit = cfg.model_copy(update={"dtype": "float32", "options": {**cfg.options, "precision": "fp16"}})
+    assert scores(create_judge(explicit), [req(r, p) for r, p in zip(refs, prompts, strict=True)]) == full
+
+
+def test_local_weights_are_part_of_the_identity(tmp_path):
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(b"v1")
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    cfg = JudgeConfig(name="mine", adapter="open_clip", model=str(folder),
+                      options={"model_name": "ViT-B-32", "pretrained": str(weights)})
+    first = cfg.identity()
+    assert set(first["local_files"]) == {str(weights), str(folder)}
+    assert cfg.identity() == first  # stable while nothing changes
+    os.utime(weights, ns=(1, 1))  # retrained at the same path (same size, new mtime)
+    assert cfg.identity()["local_files"][str(weights)] != first["local_files"][str(weights)]
+    (folder / "model.safetensors").write_bytes(b"new")
+    assert cfg.identity()["local_files"][str(folder)] != first["local_files"][str(folder)]
+    tag = JudgeConfig(name="clip", adapter="open_clip", options={"model_name": "ViT-B-32", "pretrained": "openai"})
+    assert "local_files" not in tag.identity()  # a tag or hub id is identified by its name (and revision)

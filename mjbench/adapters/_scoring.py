@@ -12,6 +12,7 @@ Nothing heavy is imported at module level: torch is imported inside the function
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import os
 import re
@@ -27,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mjbench.adapters.base import Capabilities, Judge, Response, ScoreRequest
 from mjbench.config import JudgeConfig
 from mjbench.errors import ConfigError, ItemError, MjbenchError
+
+log = logging.getLogger("mjbench")
 
 if TYPE_CHECKING:
     import torch
@@ -68,13 +71,23 @@ def resolve_device(name: str) -> str:
     return "cpu"
 
 
-def resolve_dtype(name: str, device: str, cuda_auto: str = "float16") -> torch.dtype:
+def supports_half(device: str) -> bool:
+    """float16 needs an accelerator: on the CPU many kernels (convolutions among them) have no half version,
+    so a float16 model fails every batch with a float/half mismatch."""
+    return device.startswith(("cuda", "mps"))
+
+
+def resolve_dtype(name: str, device: str, cuda_auto: str = "float16", judge: str = "") -> torch.dtype:
     """`auto` is `cuda_auto` on cuda (for scorers float16: scores differ from float32 in the 3rd or 4th
-    digit; generative VLMs ask for bfloat16) and float32 elsewhere."""
+    digit; generative VLMs ask for bfloat16) and float32 elsewhere. An explicit float16 on a device without
+    half kernels falls back to float32, with a one-line notice (the same YAML serves a GPU and a laptop)."""
     import torch
 
     if name == "auto":
         return getattr(torch, cuda_auto) if device.startswith("cuda") else torch.float32
+    if name == "float16" and not supports_half(device):
+        log.warning("judge %s: dtype float16 is not supported on %s; using float32", judge or "?", device)
+        return torch.float32
     return getattr(torch, name)
 
 
@@ -105,7 +118,7 @@ def _split_hub_spec(spec: str, field_name: str, config: JudgeConfig) -> tuple[st
     return "/".join(parts[:2]), "/".join(parts[2:])
 
 
-def _in_hub_cache(repo_id: str, filename: str, revision: str | None = None) -> bool:
+def in_hub_cache(repo_id: str, filename: str, revision: str | None = None) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
@@ -122,7 +135,7 @@ def file_problem(spec: str | None, field_name: str, config: JudgeConfig) -> str 
             repo_id, filename = _split_hub_spec(spec, field_name, config)
         except ConfigError as exc:
             return str(exc)
-        if hub_offline() and not _in_hub_cache(repo_id, filename):
+        if hub_offline() and not in_hub_cache(repo_id, filename):
             return f"{where(config)}: {field_name}: {spec} is not in the local hub cache and HF_HUB_OFFLINE is set"
         return None
     path = local_path(spec, config)
@@ -157,7 +170,7 @@ def model_problem(spec: str, field_name: str, config: JudgeConfig, revision: str
         return None
     if not _HUB_ID.match(spec):
         return f"{where(config)}: {field_name}: model folder not found: {path}"
-    if hub_offline() and not _in_hub_cache(spec, "config.json", revision):
+    if hub_offline() and not in_hub_cache(spec, "config.json", revision):
         return f"{where(config)}: {field_name}: {spec} is not in the local hub cache and HF_HUB_OFFLINE is set"
     return None
 

@@ -63,7 +63,7 @@ def load_pretrained(config: JudgeConfig, model_cls: Any, processor: str | None) 
 
     require_model(config)
     device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
+    dtype = resolve_dtype(config.dtype, device, judge=config.name)
     model_id = resolve_model(config.model, "model", config)
     processor_id = resolve_model(processor, "options.processor", config) if processor else model_id
     try:

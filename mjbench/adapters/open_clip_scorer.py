@@ -16,6 +16,7 @@ refuses pickled code; false only for a trusted checkpoint that needs it), `prefe
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -25,10 +26,13 @@ from mjbench.adapters._scoring import (
     DualEncoderScorer,
     file_problem,
     first_line,
+    hub_offline,
+    in_hub_cache,
     missing_packages,
     resolve_device,
     resolve_dtype,
     resolve_file,
+    supports_half,
     where,
 )
 from mjbench.adapters.base import Capabilities
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 
 Precision = Literal["fp32", "fp16", "bf16", "amp"]
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz")
+log = logging.getLogger("mjbench")
 _PRECISION_OF_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 _UNPICKLING_HINT = (
     "the file holds more than tensors; set options.weights_only: false only if you trust where it came from"
@@ -50,6 +55,35 @@ _UNPICKLING_HINT = (
 def is_file_spec(value: str) -> bool:
     """`pretrained` holds either a tag (`openai`, `laion2b_s32b_b79k`) or a file."""
     return value.startswith(HF_HUB_PREFIX) or "/" in value or "\\" in value or value.endswith(_WEIGHT_SUFFIXES)
+
+
+def pretrained_tag_problem(model_name: str, tag: str, field_name: str, config: JudgeConfig) -> str | None:
+    """Why open_clip's pretrained `tag` cannot be loaded here, or None. No download: the tag's weights must be
+    in the hub cache (or open_clip's URL cache) when HF_HUB_OFFLINE is set, as for every hub-backed judge."""
+    import open_clip
+    from open_clip import pretrained as oc_pretrained
+
+    if model_name.startswith(("hf-hub:", "local-dir:")):
+        return None
+    cfg = oc_pretrained.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        return f"{where(config)}: {field_name}: {model_name} has no pretrained tag {tag!r} (known: {', '.join(tags) or 'none'})"
+    if "file" in cfg or not hub_offline():
+        return None
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo_id, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        names = [filename] if filename else [oc_pretrained.HF_SAFE_WEIGHTS_NAME, oc_pretrained.HF_WEIGHTS_NAME]
+        if filename.endswith((".bin", ".pth", ".pt")):
+            names.insert(0, filename.rsplit(".", 1)[0] + ".safetensors")
+        if any(in_hub_cache(repo_id, name) for name in names):
+            return None
+    url = cfg.get("url", "")
+    if url and (Path("~/.cache/clip").expanduser() / Path(url).name).is_file():
+        return None
+    return (f"{where(config)}: {field_name}: the {tag!r} weights of {model_name} are not in the local cache and "
+            "HF_HUB_OFFLINE is set")
 
 
 class OpenClipModel:
@@ -78,8 +112,11 @@ class OpenClipModel:
             raise ConfigError(f"{where(config)}: {name_field}: {unknown}")
         self.device = resolve_device(config.device)
         if precision is None:
-            dtype = resolve_dtype(config.dtype, self.device)
+            dtype = resolve_dtype(config.dtype, self.device, judge=config.name)
             precision = _PRECISION_OF_DTYPE[str(dtype).removeprefix("torch.")]  # type: ignore[assignment]
+        elif precision == "fp16" and not supports_half(self.device):
+            log.warning("judge %s: precision fp16 is not supported on %s; using fp32", config.name, self.device)
+            precision = "fp32"
         weights = None
         if pretrained:
             weights = resolve_file(pretrained, pretrained_field, config) if is_file_spec(pretrained) else pretrained
@@ -180,6 +217,9 @@ class OpenClipScorer(DualEncoderScorer):
         pretrained = options.get("pretrained")
         if isinstance(pretrained, str) and is_file_spec(pretrained):
             reason = file_problem(pretrained, "options.pretrained", config)
+        elif isinstance(pretrained, str):
+            reason = pretrained_tag_problem(options.get("model_name") or config.model or "", pretrained,
+                                            "options.pretrained", config)
         return reason or file_problem(options.get("checkpoint"), "options.checkpoint", config)
 
     def _load(self) -> None:
