@@ -9,18 +9,33 @@ defined, with `n` = the number of subcategories averaged.
 - `acc_with_tie`, `acc_without_tie`, `tie_rate`, `invalid_rate`: one verdict per item (in pair mode the
   combined verdict of both orders). `n` = items; for `acc_without_tie`, items where the judge chose 0 or 1.
   A verdict is invalid when the status is not `ok` or no prediction can be made (no pred, a score missing).
+- No valid verdict, no number: where every item of a subset is invalid (error, parse_error, refused, no
+  prediction), `acc_with_tie`, `acc_without_tie`, `tie_rate` and their intervals are NaN (a judge that did
+  not answer is not a 0 % judge); `invalid_rate` is 1.0 and `n` still counts the items. The same holds for
+  `ALL` (pooled items) and `ALL_MACRO` (NaN when no subcategory value is defined).
 - `gold_tie_excluded`: share of labelled items left out because their gold label is a tie; `n` = their count.
-- `acc_with_tie_order01`, `acc_with_tie_order10`: `acc_with_tie` over the records run in that image order.
-- `consistency`: share of the items run in both orders whose two verdicts are valid and agree;
+- `acc_with_tie_order01`, `acc_with_tie_order10`: `acc_with_tie` over the records run in that image order;
+  NaN where none of them has a valid verdict.
+- `consistency`: share of the items run in both orders, both verdicts valid, whose two verdicts agree once
+  mapped back; `n` = items run in both orders with two valid verdicts (NaN where there is none). An item
+  whose orders are both invalid says nothing about position bias, so it is reported apart:
+  `both_orders_invalid_rate` = share of the items run in both orders whose two verdicts are invalid;
   `n` = items run in both orders.
-- `ci_low`, `ci_high` (accuracy rows only): 95% percentile bootstrap over items, seeded. The bootstrap mean
-  of a 0/1 outcome is Binomial(n, k/n)/n, so it is drawn directly (cheap, same numbers as resampling items).
+- `ci_low`, `ci_high` (`acc_with_tie`, `acc_without_tie` only): 95% Wilson score interval of the binomial
+  share k/n, items taken as independent. Unlike a percentile bootstrap it has width at 0/n and n/n and
+  covers near nominal at small n (bootstrap: [1, 1] at 20/20, 39 % coverage at n = 10, p = 0.95).
+- Ties from scores (`derive_pred`, where a record has scores but no `pred`): `tie` when
+  `within(|s0 - s1|, threshold)`: the gap is at most the threshold, counting a gap that differs from a
+  positive threshold only by float rounding as equal (0.8 - 0.7 = 0.10000000000000009 is a tie at 0.1).
+  At threshold 0 a tie is exact equality of the two floats.
 
 Bias metrics (rows with perspective `bias` and no label), per judge, task and scale; subcategory = the axis
-or `overall`. Scores are normalised per (judge, task, scale) — not across tasks, so that a task's numbers do
-not depend on which other tasks were run beside it.
+or `overall`. Scores are normalised per (judge, task, scale): min-max over that judge's valid scores in
+that task at that scale (`minmax`), or by the scale's own bounds (`scale`). Deliberately not over all of
+the judge's bias scores across tasks: a task's numbers must not depend on which other tasks ran beside it.
 - `bias_acc`, `bias_nds`, `bias_ges`: each group's value (DESIGN.md), averaged over the valid items of the
   subset; `n` = items averaged. A group with fewer than two valid items has no pair to compare: NaN.
+  `bias_acc` counts a pair as close when `within(|s_i - s_j|, tolerance)` (default tolerance 0.1).
   NDS = 1 - sigma/mu is negative when sigma > mu (possible for [0,1] scores with mu < 0.5: {0, 0, 0, 1}
   gives -0.73); it is floored at 0 to keep the [0, 1] contract, with a warning, and the raw value is kept in
   `MetricsResult.bias_groups`. GES = 1 - Gini lies in [1/n, 1] for non-negative scores and needs no care.
@@ -33,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ConfigError, DataError, MjbenchError
@@ -48,11 +64,12 @@ BIAS_GROUP_COLUMNS = ("judge", "task", "scale", "group", "n", "mean_score", "bia
 VERDICTS = ("0", "1", "tie")
 ALL, ALL_MACRO, OVERALL, BIAS = "ALL", "ALL_MACRO", "overall", "bias"
 PAIRWISE_MACRO_METRICS = ("acc_with_tie", "acc_without_tie", "tie_rate", "invalid_rate",
-                          "acc_with_tie_order01", "acc_with_tie_order10", "consistency")
+                          "acc_with_tie_order01", "acc_with_tie_order10", "consistency",
+                          "both_orders_invalid_rate")
 BIAS_GROUP_METRICS = ("bias_acc", "bias_nds", "bias_ges")
-BOOTSTRAP_SAMPLES = 2000
-#: normalised bias scores carry rounding error (0.8 - 0.7 > 0.1 in floats); pairs this close count as equal
-_BIAS_EPS = 1e-9
+CONFIDENCE = 0.95
+#: relative slack of `within`: a gap this close to a positive threshold is the threshold plus rounding error
+_REL_TOL = 1e-9
 _ITEM_KEY = ["judge", "task", "scale", "item_id"]
 _NAN = float("nan")
 
@@ -65,6 +82,7 @@ class MetricsResult:
     metrics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     bias_groups: pd.DataFrame | None = None
+    bias_normalization: str = "minmax"
 
 
 def _float(x: Any) -> float | None:
@@ -75,15 +93,39 @@ def _float(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def within(gap: Any, threshold: float) -> Any:
+    """gap <= threshold, where a gap equal to a positive threshold up to float rounding counts as equal
+    (0.8 - 0.7 is 0.10000000000000009); at threshold 0 it is exact. Scalars or numpy arrays."""
+    import numpy as np
+
+    close = np.less_equal(gap, threshold)
+    if threshold > 0:
+        close = close | np.isclose(gap, threshold, rtol=_REL_TOL, atol=0.0)
+    return close
+
+
 def derive_pred(score_0: Any, score_1: Any, threshold: float = 0.0) -> str | None:
-    """The verdict implied by two scores: `tie` when |s0 - s1| <= threshold, else the higher one; None when
-    a score is missing or not finite (the record is then invalid, never guessed)."""
+    """The verdict implied by two scores: `tie` when `within(|s0 - s1|, threshold)`, else the higher one;
+    None when a score is missing or not finite (the record is then invalid, never guessed)."""
     s0, s1 = _float(score_0), _float(score_1)
     if s0 is None or s1 is None:
         return None
-    if abs(s0 - s1) <= threshold:
+    if within(abs(s0 - s1), threshold):
         return "tie"
     return "0" if s0 > s1 else "1"
+
+
+def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a binomial share k/n (NaN, NaN where n is 0). Closed form, the same numbers
+    as scipy's `binomtest(k, n).proportion_ci(method="wilson")` without its exact p-value (~1 ms a call)
+    or the import of scipy.stats (~1 s)."""
+    if not n:
+        return (_NAN, _NAN)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p, z2 = k / n, z * z
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (max(0.0, center - half), min(1.0, center + half))
 
 
 def compute_metrics(
@@ -91,11 +133,11 @@ def compute_metrics(
     tie_threshold: float = 0.0,
     bias_normalization: str = "minmax",
     bias_tolerance: float = 0.1,
-    bootstrap: int = BOOTSTRAP_SAMPLES,
-    seed: int = 0,
+    intervals: bool = True,
 ) -> MetricsResult:
     """All metrics of a records table (see the module docstring for names and definitions).
-    `tie_threshold` is used only where a record has scores but no `pred`; `bootstrap=0` skips the CIs."""
+    `tie_threshold` is used only where a record has scores but no `pred`; `intervals=False` leaves the
+    CI columns NaN."""
     import pandas as pd
 
     if bias_normalization not in ("minmax", "scale"):
@@ -120,7 +162,7 @@ def compute_metrics(
         df = df[~dup]
 
     is_bias = (df["perspective"] == BIAS) & df["label"].isna()
-    rows = _pairwise_rows(df[~is_bias], tie_threshold, bootstrap, seed, warnings)
+    rows = _pairwise_rows(df[~is_bias], tie_threshold, intervals, warnings)
     bias_rows, groups = _bias_rows(df[is_bias], bias_normalization, bias_tolerance, warnings)
     metrics = pd.DataFrame(rows + bias_rows, columns=list(METRIC_COLUMNS))
     metrics["n"] = metrics["n"].astype(int)
@@ -128,17 +170,18 @@ def compute_metrics(
         metrics[col] = metrics[col].astype(float)
     metrics = metrics.sort_values(["judge", "task", "perspective", "scale", "subcategory", "metric"],
                                   kind="mergesort").reset_index(drop=True)
-    return MetricsResult(metrics=metrics, warnings=warnings, bias_groups=groups)
+    return MetricsResult(metrics=metrics, warnings=warnings, bias_groups=groups,
+                         bias_normalization=bias_normalization)
 
 
 # --- pairwise ------------------------------------------------------------------------------------------
 
-_FACTS = ("items", "correct", "decided", "ties", "invalid", "gold_ties", "both", "agree",
-          "o01", "o01_correct", "o10", "o10_correct")
+_FACTS = ("items", "correct", "decided", "ties", "invalid", "gold_ties", "both", "both_valid",
+          "both_invalid", "agree", "o01", "o01_valid", "o01_correct", "o10", "o10_valid", "o10_correct")
 _LEVEL = ["judge", "task", "scale", "perspective"]
 
 
-def _pairwise_rows(df: pd.DataFrame, threshold: float, bootstrap: int, seed: int,
+def _pairwise_rows(df: pd.DataFrame, threshold: float, intervals: bool,
                    warnings: list[str]) -> list[dict[str, Any]]:
     import numpy as np
     import pandas as pd
@@ -167,6 +210,7 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, bootstrap: int, seed: int
     o10 = ordered[ordered["_order"] == "10"]
     pairs = o01.merge(o10[_ITEM_KEY + ["_pred", "_valid"]], on=_ITEM_KEY, suffixes=("", "_10"))
     same = pairs["_pred"] == pairs["_pred_10"]
+    pairs["_both_invalid"] = ~pairs["_valid"] & ~pairs["_valid_10"]
     pairs["_valid"] = pairs["_valid"] & pairs["_valid_10"]
     pairs["_agree"] = pairs["_valid"] & same
     pairs["_pred"] = pairs["_pred"].where(same, "tie")
@@ -183,8 +227,8 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, bootstrap: int, seed: int
         warnings.append(f"records: {int(extra.sum())} record(s) of items run in one order and also without "
                         "an order are left out; the last record of each item is used")
         singles = singles[~extra]
-    singles = singles.assign(_agree=False, _both=False)
-    cols = _LEVEL + ["subcategory", "label", "_pred", "_valid", "_agree", "_both"]
+    singles = singles.assign(_agree=False, _both=False, _both_invalid=False)
+    cols = _LEVEL + ["subcategory", "label", "_pred", "_valid", "_agree", "_both", "_both_invalid"]
     verdicts = pd.concat([pairs[cols], singles[cols]], ignore_index=True)
 
     scored = verdicts["label"] != "tie"
@@ -197,14 +241,19 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, bootstrap: int, seed: int
         invalid=scored & ~verdicts["_valid"],
         gold_ties=~scored,
         both=scored & verdicts["_both"],
+        both_valid=scored & verdicts["_both"] & verdicts["_valid"],
+        both_invalid=scored & verdicts["_both_invalid"],
         agree=scored & verdicts["_agree"],
     )
     o_scored = ordered["label"] != "tie"
     o_correct = o_scored & ordered["_valid"] & (ordered["_pred"] == ordered["label"])
+    o_valid = o_scored & ordered["_valid"]
     order_facts = ordered[_LEVEL + ["subcategory"]].assign(
         o01=o_scored & (ordered["_order"] == "01"),
+        o01_valid=o_valid & (ordered["_order"] == "01"),
         o01_correct=o_correct & (ordered["_order"] == "01"),
         o10=o_scored & (ordered["_order"] == "10"),
+        o10_valid=o_valid & (ordered["_order"] == "10"),
         o10_correct=o_correct & (ordered["_order"] == "10"),
     )
     facts = pd.concat([f.reindex(columns=_LEVEL + ["subcategory", *_FACTS], fill_value=0)
@@ -214,11 +263,11 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, bootstrap: int, seed: int
     rows: list[dict[str, Any]] = []
     by_sub = facts.groupby(_LEVEL + ["subcategory"], sort=True)[list(_FACTS)].sum()
     for key, counts in by_sub.iterrows():
-        rows += _count_rows(dict(zip(_LEVEL + ["subcategory"], key, strict=True)), counts, bootstrap, seed)
+        rows += _count_rows(dict(zip(_LEVEL + ["subcategory"], key, strict=True)), counts, intervals)
     by_all = facts.groupby(_LEVEL, sort=True)[list(_FACTS)].sum()
     for key, counts in by_all.iterrows():
         where = dict(zip(_LEVEL, key, strict=True))
-        rows += _count_rows({**where, "subcategory": ALL}, counts, bootstrap, seed)
+        rows += _count_rows({**where, "subcategory": ALL}, counts, intervals)
         valid = counts["items"] - counts["invalid"]
         if valid >= 2 and counts["ties"] == valid:
             warnings.append(f"{where['perspective']}: judge {where['judge']!r}, task {where['task']!r}, "
@@ -236,35 +285,32 @@ def _ratio(k: float, n: float) -> float:
     return k / n if n else _NAN
 
 
-def _bootstrap_ci(k: int, n: int, samples: int, seed: int) -> tuple[float, float]:
-    """95% percentile bootstrap of a share k/n over items, drawn as Binomial(n, k/n)/n."""
-    import numpy as np
-
-    if not samples or not n:
-        return (_NAN, _NAN)
-    draws = np.random.default_rng(seed).binomial(n, k / n, size=samples) / n
-    lo, hi = np.quantile(draws, [0.025, 0.975])
-    return (float(lo), float(hi))
-
-
-def _count_rows(where: dict[str, Any], c: Any, bootstrap: int, seed: int) -> list[dict[str, Any]]:
+def _count_rows(where: dict[str, Any], c: Any, intervals: bool) -> list[dict[str, Any]]:
+    """The pairwise rows of one subset from its counts; accuracies are NaN where no verdict is valid."""
     rows = []
     items, gold = int(c["items"]), int(c["gold_ties"])
+    correct, decided = int(c["correct"]), int(c["decided"])
+
+    def ci(k: int, n: int) -> tuple[float, float]:
+        return wilson_interval(k, n) if intervals else (_NAN, _NAN)
+
     if items:
-        rows.append(_row(where, "acc_with_tie", c["correct"] / items, items,
-                         _bootstrap_ci(int(c["correct"]), items, bootstrap, seed)))
-        rows.append(_row(where, "acc_without_tie", _ratio(c["correct"], c["decided"]), c["decided"],
-                         _bootstrap_ci(int(c["correct"]), int(c["decided"]), bootstrap, seed)))
-        rows.append(_row(where, "tie_rate", c["ties"] / items, items))
+        answered = items > c["invalid"]
+        rows.append(_row(where, "acc_with_tie", correct / items if answered else _NAN, items,
+                         ci(correct, items) if answered else (_NAN, _NAN)))
+        rows.append(_row(where, "acc_without_tie", _ratio(correct, decided), decided, ci(correct, decided)))
+        rows.append(_row(where, "tie_rate", c["ties"] / items if answered else _NAN, items))
         rows.append(_row(where, "invalid_rate", c["invalid"] / items, items))
     if items + gold:
         rows.append(_row(where, "gold_tie_excluded", gold / (items + gold), gold))
     for order in ("01", "10"):
         if c[f"o{order}"]:
-            rows.append(_row(where, f"acc_with_tie_order{order}", c[f"o{order}_correct"] / c[f"o{order}"],
+            rows.append(_row(where, f"acc_with_tie_order{order}",
+                             _ratio(c[f"o{order}_correct"], c[f"o{order}"]) if c[f"o{order}_valid"] else _NAN,
                              c[f"o{order}"]))
     if c["both"]:
-        rows.append(_row(where, "consistency", c["agree"] / c["both"], c["both"]))
+        rows.append(_row(where, "consistency", _ratio(c["agree"], c["both_valid"]), c["both_valid"]))
+        rows.append(_row(where, "both_orders_invalid_rate", c["both_invalid"] / c["both"], c["both"]))
     return rows
 
 
@@ -312,7 +358,7 @@ def _group_values(x: Any, tolerance: float) -> dict[str, float]:
     if len(x) < 2 or np.isnan(x).any():
         return out
     n = len(x)
-    close = np.abs(x[:, None] - x[None, :]) <= tolerance + _BIAS_EPS
+    close = within(np.abs(x[:, None] - x[None, :]), tolerance)
     out["bias_acc"] = float((close.sum() - n) / (n * (n - 1)))  # off-diagonal pairs, each counted twice
     mu, total = float(np.mean(x)), float(np.sum(x))
     if mu > 0:

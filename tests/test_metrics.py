@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mjbench.errors import ConfigError, DataError
-from mjbench.metrics import compute_metrics, derive_pred
+from mjbench.metrics import compute_metrics, derive_pred, wilson_interval, within
 from mjbench.records import read_records, records_frame, write_records
 
 
@@ -42,7 +42,7 @@ def has(res, name: str, subcategory: str = "ALL") -> bool:
 
 
 def compute(rows: list[dict], **kw):
-    return compute_metrics(records_frame(rows), bootstrap=0, **kw)
+    return compute_metrics(records_frame(rows), intervals=False, **kw)
 
 
 # --- derive_pred -----------------------------------------------------------------------------------------
@@ -133,7 +133,9 @@ def test_pair_mode_consistency_and_combined_verdict():
     assert metric(res, "acc_without_tie") == (pytest.approx(2 / 3), 3)
     assert metric(res, "tie_rate") == (0.2, 5)
     assert metric(res, "invalid_rate") == (0.2, 5)
-    assert metric(res, "consistency") == (pytest.approx(1 / 3), 3)  # x, y, z ran in both orders; x agrees
+    # x, y, z ran in both orders; z has an invalid order, so consistency is over x and y; x agrees
+    assert metric(res, "consistency") == (0.5, 2)
+    assert metric(res, "both_orders_invalid_rate") == (0.0, 3)
     assert metric(res, "acc_with_tie_order01") == (1.0, 4)  # x y z w all right in order 01
     assert metric(res, "acc_with_tie_order10") == (pytest.approx(1 / 3), 3)  # x right, y wrong, z invalid
 
@@ -150,7 +152,7 @@ def test_constant_pairwise_judge_is_flagged():
     assert any(w.startswith("alignment: ") and "every valid verdict is a tie" in w for w in res.warnings)
 
 
-def test_bootstrap_ci_is_seeded_and_brackets_the_value():
+def test_ci_is_deterministic_and_brackets_the_value():
     rows = [rec(str(i), "0", pred="0" if i % 3 else "1") for i in range(30)]
     a = compute_metrics(records_frame(rows)).metrics
     b = compute_metrics(records_frame(rows)).metrics
@@ -158,13 +160,14 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_value():
     acc = a[(a["metric"] == "acc_with_tie") & (a["subcategory"] == "ALL")].iloc[0]
     assert acc["ci_low"] < acc["value"] < acc["ci_high"]
     assert 0 <= acc["ci_low"] and acc["ci_high"] <= 1
+    assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(wilson_interval(20, 30))
 
 
 def test_records_read_back_from_csv(tmp_path):
     rows = [rec("a", "0", score_0=2, score_1=1), rec("b", "1", pred="0"),
             bias("p", 1.0, "g", ["age", "gender"]), bias("q", 3.0, "g", ["age"])]
     path = write_records(rows, tmp_path / "records.csv")
-    res = compute_metrics(read_records([path]), bootstrap=0)
+    res = compute_metrics(read_records([path]), intervals=False)
     assert metric(res, "acc_with_tie") == (0.5, 2)
     assert metric(res, "bias_acc", "gender", perspective="bias") == (0.0, 1)
 
@@ -299,3 +302,120 @@ def test_all_values_are_fractions():
     values = m[["value", "ci_low", "ci_high"]].to_numpy().ravel()
     values = values[~np.isnan(values)]
     assert ((values >= 0) & (values <= 1)).all()
+
+
+# --- a judge without valid verdicts is not a 0 % judge ---------------------------------------------------
+
+
+def test_no_valid_verdict_gives_nan_not_zero():
+    rows = [rec("a", "0", status="error", subcategory="A"), rec("b", "1", status="refused", subcategory="A"),
+            rec("c", "0", status="parse_error", subcategory="B"), rec("d", "0", subcategory="B")]  # ok, no pred
+    res = compute_metrics(records_frame(rows))  # with intervals: they must be NaN too
+    for sub in ("A", "B", "ALL"):
+        for name in ("acc_with_tie", "acc_without_tie", "tie_rate"):
+            value, _ = metric(res, name, sub)
+            assert math.isnan(value), (name, sub)
+        assert metric(res, "invalid_rate", sub)[0] == 1.0
+    assert metric(res, "acc_with_tie")[1] == 4  # n still counts the items
+    for name in ("acc_with_tie", "acc_without_tie", "tie_rate"):
+        value, n = metric(res, name, "ALL_MACRO")
+        assert math.isnan(value) and n == 0
+    assert metric(res, "invalid_rate", "ALL_MACRO") == (1.0, 2)
+    m = res.metrics
+    acc = m[m["metric"].isin(["acc_with_tie", "acc_without_tie"])]
+    assert acc[["ci_low", "ci_high"]].isna().all().all()
+
+
+def test_one_dead_subcategory_keeps_the_pooled_number():
+    rows = [rec("a", "0", status="error", subcategory="A"), rec("b", "0", pred="0", subcategory="B")]
+    res = compute(rows)
+    assert math.isnan(metric(res, "acc_with_tie", "A")[0])
+    assert metric(res, "acc_with_tie") == (0.5, 2)  # the error counts as wrong where the judge answered
+    assert metric(res, "acc_with_tie", "ALL_MACRO") == (1.0, 1)  # only B is defined
+
+
+def test_dead_pair_mode_judge_has_nan_order_accuracy_and_consistency():
+    rows = [rec(i, "0", status="refused", order=o) for i in ("x", "y") for o in ("01", "10")]
+    res = compute_metrics(records_frame(rows))
+    for name in ("acc_with_tie", "acc_with_tie_order01", "acc_with_tie_order10", "consistency"):
+        assert math.isnan(metric(res, name)[0]), name
+    assert metric(res, "consistency")[1] == 0
+    assert metric(res, "both_orders_invalid_rate") == (1.0, 2)
+
+
+# --- consistency over two valid verdicts -----------------------------------------------------------------
+
+
+def test_consistency_ignores_items_whose_orders_are_both_invalid():
+    rows = [rec("x", "0", pred="0", order="01"), rec("x", "0", pred="0", order="10"),  # agree
+            rec("y", "0", pred="1", order="01"), rec("y", "0", pred="1", order="10")]  # agree (both wrong)
+    rows += [rec(i, "0", status="refused", order=o) for i in ("r1", "r2") for o in ("01", "10")]
+    res = compute(rows)
+    # before: consistency 2/4 (refusing both orders looked like position bias)
+    assert metric(res, "consistency") == (1.0, 2)
+    assert metric(res, "both_orders_invalid_rate") == (0.5, 4)
+    assert metric(res, "consistency", "ALL_MACRO") == (1.0, 1)
+
+
+# --- tie tolerance ---------------------------------------------------------------------------------------
+
+
+def test_tie_tolerance_absorbs_float_rounding_only():
+    assert 0.8 - 0.7 > 0.1 and 0.4 - 0.3 > 0.1  # why the helper exists
+    assert derive_pred(0.8, 0.7, threshold=0.1) == "tie"
+    assert derive_pred(0.4, 0.3, threshold=0.1) == "tie"
+    assert derive_pred(0.3, 0.4, threshold=0.1) == "tie"
+    assert derive_pred(0.2, 0.1, threshold=0.1) == "tie"
+    assert derive_pred(0.8, 0.6999999, threshold=0.1) == "0"  # a real gap above the threshold
+    assert within(0.10000000000000009, 0.1) and not within(0.1000001, 0.1)
+
+
+def test_threshold_zero_is_exact_equality():
+    a, b = 0.8444218515250481, 0.8444218515250482
+    assert a != b
+    assert derive_pred(a, b) == "1" and derive_pred(b, a) == "0"
+    assert derive_pred(a, a) == "tie"
+    assert not within(b - a, 0.0) and within(0.0, 0.0)
+    res = compute([rec("a", "1", score_0=a, score_1=b)])
+    assert metric(res, "acc_with_tie") == (1.0, 1)
+
+
+def test_bias_pairs_use_the_same_tolerance():
+    # min-max over 0..10: 8 -> 0.8 and 7 -> 0.7 differ by 0.10000000000000009: within 0.1
+    rows = [bias("a", 8, "G", ["age"]), bias("b", 7, "G", ["age"]), bias("lo", 0, "H", ["age"]),
+            bias("hi", 10, "H", ["age"])]
+    res = compute(rows)
+    groups = res.bias_groups.set_index("group")
+    assert groups.loc["G", "bias_acc"] == 1.0 and groups.loc["H", "bias_acc"] == 0.0
+
+
+# --- Wilson intervals ------------------------------------------------------------------------------------
+
+
+def test_wilson_matches_scipy_and_has_width_at_the_boundary():
+    from scipy.stats import binomtest
+
+    for k, n in [(0, 20), (20, 20), (7, 10), (1, 1), (0, 1), (333, 1000)]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12), (k, n)
+    lo, hi = wilson_interval(20, 20)
+    assert hi == 1.0 and lo < 0.9  # the old bootstrap gave [1.0, 1.0]
+    lo, hi = wilson_interval(0, 20)
+    assert lo == 0.0 and hi > 0.1
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_all_correct_subset_has_an_interval_of_nonzero_width():
+    res = compute_metrics(records_frame([rec(str(i), "0", pred="0") for i in range(20)]))
+    row = res.metrics.set_index(["subcategory", "metric"]).loc[("ALL", "acc_with_tie")]
+    assert row["value"] == 1.0 and row["ci_high"] == 1.0 and row["ci_low"] < 0.9
+
+
+@pytest.mark.parametrize("n, p", [(10, 0.95), (30, 0.9), (50, 0.98), (100, 0.7)])
+def test_interval_coverage_is_near_nominal(n, p):
+    """Seeded simulation: over 4,000 binomial draws the 95 % interval must cover p at least 90 % of the time
+    (the percentile bootstrap covered 39 % at n = 10, p = 0.95)."""
+    draws = np.random.default_rng(12345).binomial(n, p, size=4000)
+    bounds = {k: wilson_interval(int(k), n) for k in np.unique(draws)}
+    covered = np.mean([bounds[k][0] <= p <= bounds[k][1] for k in draws])
+    assert covered >= 0.90, covered

@@ -1,0 +1,158 @@
+"""The leaderboard: one row per judge x scale, judges' accuracy per perspective with the items behind it.
+
+Every accuracy comes with `<p>_n` (items judged) and `<p>_invalid_rate` (share without a valid verdict), so a
+number built on a few answers is visible as such; a judge x perspective without any valid verdict is `n/a`
+and the row's `note` says why (`failed: ...`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mjbench.metrics import ALL, BIAS, BIAS_GROUP_METRICS, OVERALL, MetricsResult
+from mjbench.report.reasons import judge_failures, no_verdict_reason, select
+from mjbench.report.tables import Table, missing, pct, perspective_rank
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LEADERBOARD_ACCURACY = ("acc_with_tie", "acc_without_tie")
+#: an accuracy whose items have a valid verdict for under this share (in %) is marked with MARK
+MIN_COVERAGE_PCT = 90
+MARK = "\u2020"
+LEADERBOARD_NOTE = (
+    "Accuracy (%) with and without ties, item-weighted over each perspective (pooled over tasks by item "
+    "counts); bias ACC, NDS and GES (%) over all items. n (invalid %): the items judged and the share of them "
+    "without a valid verdict (error, parse error, refusal, no prediction); invalid items count as wrong in "
+    "w/ tie and are left out of w/o tie. n/a: no number can be given; where the judge failed, the note says "
+    "why, else the value is undefined (not run, or no item where the judge chose an image).")
+LEADERBOARD_LEGEND = (f"{MARK} under {MIN_COVERAGE_PCT} % of the items have a valid verdict (invalid rate above "
+                      f"{100 - MIN_COVERAGE_PCT} %): the number describes only part of the data.")
+
+
+def value_columns(p: str) -> list[str]:
+    """The value columns of perspective `p`, in order: accuracies (or bias metrics), then n and invalid rate."""
+    values = list(BIAS_GROUP_METRICS) if p == BIAS else [f"{p}_{a}" for a in LEADERBOARD_ACCURACY]
+    return values + [f"{p}_n", f"{p}_invalid_rate"]
+
+
+def _frame(metrics: MetricsResult | pd.DataFrame) -> pd.DataFrame:
+    return metrics.metrics if isinstance(metrics, MetricsResult) else metrics
+
+
+def _pooled(rows: pd.DataFrame) -> float:
+    """Item-weighted pooling over tasks: sum(value x n) / sum(n). A task without a valid verdict (value NaN,
+    n items) adds its items and no correct answer; the result is NaN only where no task has a value."""
+    defined = rows["value"].notna() & (rows["n"] > 0)
+    if not defined.any():
+        return float("nan")
+    return float((rows["value"].fillna(0.0) * rows["n"]).sum() / rows["n"].sum())
+
+
+def _failed_rows(run_info: dict[str, Any], failures: dict[str, str], present: set[str]) -> list[tuple[str, str]]:
+    """(judge, scale) rows for judges that failed before making any record: their configured scales (those
+    asked for), else `-`."""
+    judges = run_info.get("judges") if isinstance(run_info.get("judges"), dict) else {}
+    wanted = (run_info.get("requested") or {}).get("scales") if isinstance(run_info.get("requested"), dict) else None
+    rows = []
+    for judge in sorted(set(failures) - present):
+        cfg = judges.get(judge) if isinstance(judges.get(judge), dict) else {}
+        scales = [str(s) for s in cfg.get("scales") or [] if wanted is None or s in wanted]
+        rows += [(judge, s) for s in scales or ["-"]]
+    return rows
+
+
+def build_leaderboard(metrics: MetricsResult | pd.DataFrame, records: pd.DataFrame | None = None,
+                      run_info: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per judge x scale. Per pairwise perspective `<p>_acc_with_tie`, `<p>_acc_without_tie`
+    (subcategory ALL), for bias `bias_acc`, `bias_nds`, `bias_ges` (overall); then `<p>_n` (items; bias:
+    records) and `<p>_invalid_rate`; last `note`: why a perspective has no number (`failed: ...`), from
+    run_info["judge_failures"] where the runner recorded a reason, else from the records. Values are
+    fractions, pooled over tasks item-weighted. Judges that failed before making any record get a row too."""
+    import pandas as pd
+
+    info = run_info or {}
+    failures = judge_failures(info)
+    m = _frame(metrics)
+    pair = m[(m["perspective"] != BIAS) & (m["subcategory"] == ALL)]
+    pair = pair[pair["metric"].isin([*LEADERBOARD_ACCURACY, "invalid_rate"])]
+    bias = m[(m["perspective"] == BIAS) & (m["subcategory"] == OVERALL)]
+    bias = bias[bias["metric"].isin([*BIAS_GROUP_METRICS, "invalid_rate"])]
+    parts = pd.concat([pair, bias], ignore_index=True)
+    perspectives = sorted(set(parts["perspective"].astype(str)), key=perspective_rank)
+    keys = set(zip(parts["judge"].astype(str), parts["scale"].astype(str), strict=True))
+    keys = sorted(keys | set(_failed_rows(info, failures, {j for j, _ in keys})))
+
+    empty = parts.iloc[:0]
+    cells = {tuple(map(str, k)): g for k, g in parts.groupby(["judge", "scale", "perspective", "metric"])}
+    out: list[dict[str, Any]] = []
+    for judge, scale in keys:
+        row: dict[str, Any] = {"judge": judge, "scale": scale}
+        ran: list[str] = []
+        dead: list[str] = []
+        for p in perspectives:
+            invalid = cells.get((judge, scale, p, "invalid_rate"), empty)
+            items = int(invalid["n"].sum())
+            bad = int(sum(round(v * n) for v, n in zip(invalid["value"], invalid["n"], strict=True)))
+            metric_names = BIAS_GROUP_METRICS if p == BIAS else LEADERBOARD_ACCURACY
+            for name, column in zip(metric_names, value_columns(p)[:-2], strict=True):
+                row[column] = _pooled(cells.get((judge, scale, p, name), empty))
+            row[f"{p}_n"] = items if items else None
+            row[f"{p}_invalid_rate"] = bad / items if items else float("nan")
+            ran += [p] if items else []
+            dead += [p] if items and bad == items else []
+        row["note"] = _note(judge, scale, ran, dead, records, failures)
+        out.append(row)
+    columns = ["judge", "scale"] + [c for p in perspectives for c in value_columns(p)] + ["note"]
+    board = pd.DataFrame(out, columns=columns)
+    for p in perspectives:
+        floats = [c for c in value_columns(p) if c != f"{p}_n"]
+        board[floats] = board[floats].astype(float)
+        board[f"{p}_n"] = board[f"{p}_n"].astype("Int64")
+    board["note"] = board["note"].astype(str)
+    return board
+
+
+def _note(judge: str, scale: str, ran: list[str], dead: list[str], records: pd.DataFrame | None,
+          failures: dict[str, str]) -> str:
+    """Why the row's `n/a` cells have no number: one reason when the judge has no valid verdict anywhere it
+    ran (or it never ran: failed before making a record), else one per perspective without a verdict."""
+    row_records = select(records, judge=judge, scale=scale)
+    if not ran:
+        return no_verdict_reason(judge, row_records, failures) if judge in failures else ""
+    if dead == ran:
+        return no_verdict_reason(judge, row_records, failures)
+    return "; ".join(f"{p}: {no_verdict_reason(judge, select(row_records, judge=judge, perspective=p), failures)}"
+                     for p in dead)
+
+
+def _column_label(column: str, perspective: str) -> str:
+    if column in BIAS_GROUP_METRICS:
+        return "bias " + column.removeprefix("bias_").upper()
+    suffix = column.removeprefix(f"{perspective}_")
+    return f"{perspective} " + {"acc_with_tie": "w/ tie", "acc_without_tie": "w/o tie"}[suffix]
+
+
+def leaderboard_table(board: pd.DataFrame) -> Table:
+    """The leaderboard as text cells: percentages, `n (invalid %)` per perspective, MARK on accuracies with
+    under MIN_COVERAGE valid verdicts, and the note column where any row has one."""
+    perspectives = [c.removesuffix("_n") for c in board.columns if c.endswith("_n")]
+    headers = ["judge", "scale"]
+    for p in perspectives:
+        headers += [_column_label(c, p) for c in value_columns(p)[:-2]] + [f"{p} n (invalid %)"]
+    with_note = bool((board["note"] != "").any()) if len(board) else False
+    if with_note:
+        headers.append("note")
+    rows = []
+    for r in board.to_dict("records"):
+        cells = [str(r["judge"]), str(r["scale"])]
+        for p in perspectives:
+            n, invalid = r[f"{p}_n"], r[f"{p}_invalid_rate"]
+            low = not missing(n) and 100 * (n - round(invalid * n)) < MIN_COVERAGE_PCT * n
+            for c in value_columns(p)[:-2]:
+                cells.append(pct(r[c]) + (f" {MARK}" if low and not missing(r[c]) else ""))
+            cells.append("" if missing(n) else f"{int(n)} ({pct(invalid)})")
+        if with_note:
+            cells.append(str(r["note"]))
+        rows.append(cells)
+    return Table("Leaderboard", headers, rows, note=LEADERBOARD_NOTE, legend=LEADERBOARD_LEGEND)

@@ -1,0 +1,226 @@
+"""Per-perspective reports: accuracy per judge, scale and subcategory, pair-mode diagnostics, bias by axis
+and group, records by status, the data each task loaded and dropped, and the judges that failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mjbench.metrics import ALL, ALL_MACRO, BIAS, BIAS_GROUP_METRICS, OVERALL, MetricsResult
+from mjbench.report.reasons import judge_failures, no_verdict_reason, select
+from mjbench.report.tables import Section, Table, ci, md_block, md_cell, pct, perspective_rank, slug
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATUSES = ("ok", "parse_error", "refused", "error")
+BIAS_NORMALISATION_NOTES = {
+    "minmax": "Scores min-max normalised per judge, task and scale (not across tasks: a task's numbers do not "
+              "depend on which other tasks ran beside it).",
+    "scale": "Scores normalised by the scale's bounds (min-max per judge, task and scale where a scale has "
+             "none).",
+}
+
+
+class _Lookup:
+    """metrics rows by (judge, task, scale, perspective, subcategory, metric)."""
+
+    def __init__(self, m: pd.DataFrame):
+        self.rows = {(r.judge, r.task, r.scale, r.perspective, r.subcategory, r.metric): r
+                     for r in m.itertuples(index=False)}
+
+    def get(self, key: tuple[Any, ...], metric: str, attr: str = "value") -> Any:
+        row = self.rows.get((*key, metric))
+        return None if row is None else getattr(row, attr)
+
+    def pct(self, key: tuple[Any, ...], metric: str) -> str:
+        return pct(self.get(key, metric))
+
+    def n(self, key: tuple[Any, ...], metric: str) -> str:
+        n = self.get(key, metric, "n")
+        return "" if n is None else str(int(n))
+
+    def ci(self, key: tuple[Any, ...], metric: str) -> str:
+        return ci(self.get(key, metric, "ci_low"), self.get(key, metric, "ci_high"))
+
+
+class _Context:
+    """What every table of a section needs: the metrics lookup, the records and the recorded failures."""
+
+    def __init__(self, metrics: MetricsResult, records: pd.DataFrame | None, run_info: dict[str, Any]):
+        self.look = _Lookup(metrics.metrics)
+        self.records = records
+        self.failures = judge_failures(run_info)
+
+    def note(self, key: tuple[str, str, str, str, str]) -> str:
+        """`failed: ...` where the subset (judge, task, scale, perspective, subcategory) has items and none
+        has a valid verdict; else empty."""
+        if self.look.get(key, "invalid_rate") != 1.0:
+            return ""
+        j, t, s, p, sub = key
+        where = {"judge": j, "task": t, "scale": s, "perspective": p}
+        if sub not in (ALL, ALL_MACRO, OVERALL):
+            where["subcategory"] = sub
+        return no_verdict_reason(j, select(self.records, **where), self.failures)
+
+
+def _keys(m: pd.DataFrame, metrics: tuple[str, ...]) -> list[tuple[str, str, str, str]]:
+    sub = m[m["metric"].isin(metrics)]
+    keys = set(zip(sub["judge"], sub["task"], sub["scale"], sub["subcategory"], strict=True))
+    return sorted(keys, key=lambda k: (k[0], k[1], k[2], k[3] not in (ALL, OVERALL), k[3]))
+
+
+def _pairwise_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
+    look = cx.look
+    keys = _keys(m, ("acc_with_tie", "gold_tie_excluded"))
+    tables = []
+    if keys:
+        head = ["judge", "task", "scale"]
+        cols = ["acc w/ tie", "95% CI", "acc w/o tie", "tie rate", "invalid rate", "gold ties excluded", "n"]
+
+        def cells(k: tuple[str, str, str, str, str]) -> list[str]:
+            return [look.pct(k, "acc_with_tie"), look.ci(k, "acc_with_tie"), look.pct(k, "acc_without_tie"),
+                    look.pct(k, "tie_rate"), look.pct(k, "invalid_rate"), look.n(k, "gold_tie_excluded"),
+                    look.n(k, "acc_with_tie")]
+
+        per_scale = [[j, t, s] + cells((j, t, s, p, ALL)) + [look.pct((j, t, s, p, ALL_MACRO), "acc_with_tie"),
+                                                             cx.note((j, t, s, p, ALL))]
+                     for j, t, s, sub in keys if sub == ALL]
+        ci_note = "95% CI: Wilson score interval of acc w/ tie, items taken as independent."
+        tables.append(Table("Per judge and scale (all items)", head + cols + ["acc w/ tie (macro)", "note"],
+                            per_scale, note=ci_note))
+        per_sub = [[j, t, s, sub] + cells((j, t, s, p, sub)) + [cx.note((j, t, s, p, sub))]
+                   for j, t, s, sub in keys if sub not in (ALL, ALL_MACRO)]
+        tables.append(Table("Per subcategory", head + ["subcategory"] + cols + ["note"], per_sub))
+    order_metrics = ("acc_with_tie_order01", "acc_with_tie_order10", "consistency", "both_orders_invalid_rate")
+    order_rows = [[j, t, s, sub] + [look.pct((j, t, s, p, sub), name) for name in order_metrics[:3]]
+                  + [look.n((j, t, s, p, sub), "consistency"),
+                     look.pct((j, t, s, p, sub), "both_orders_invalid_rate"),
+                     look.n((j, t, s, p, sub), "both_orders_invalid_rate")]
+                  for j, t, s, sub in _keys(m, order_metrics) if sub != ALL_MACRO]
+    if order_rows:
+        tables.append(Table(
+            "Pair mode: accuracy per image order and consistency",
+            ["judge", "task", "scale", "subcategory", "acc w/ tie (order 01)", "acc w/ tie (order 10)",
+             "consistency", "n (two valid verdicts)", "both orders invalid", "n (both orders)"], order_rows,
+            note="consistency: share of the items with a valid verdict in both orders whose verdicts agree; "
+                 "both orders invalid: share of the items run in both orders with no valid verdict in either."))
+    return tables
+
+
+def _bias_tables(m: pd.DataFrame, groups: pd.DataFrame | None, normalization: str, cx: _Context) -> list[Table]:
+    keys = _keys(m, BIAS_GROUP_METRICS)
+    if not keys:
+        return []
+    look = cx.look
+    rows = []
+    for j, t, s, sub in keys:
+        k = (j, t, s, BIAS, sub)
+        constant = look.get((j, t, s, BIAS, OVERALL), "bias_constant_scores")
+        rows.append([j, t, s, sub, look.pct(k, "bias_acc"), look.pct(k, "bias_nds"), look.pct(k, "bias_ges"),
+                     look.pct(k, "invalid_rate"), "yes" if constant == 1.0 else "no", look.n(k, "bias_acc"),
+                     cx.note(k)])
+    note = BIAS_NORMALISATION_NOTES.get(normalization, f"Scores normalised: {normalization}.")
+    tables = [Table("Bias per axis", ["judge", "task", "scale", "axis", "ACC", "NDS", "GES", "invalid rate",
+                                      "constant scores", "n", "note"], rows, note=note)]
+    if groups is not None and len(groups):
+        g = groups.sort_values(["judge", "task", "scale", "group"], kind="mergesort")
+        grows = [[str(r.judge), str(r.task), str(r.scale), str(r.group), str(int(r.n)), pct(r.mean_score),
+                  pct(r.bias_acc), pct(r.bias_nds), pct(r.bias_nds_raw), pct(r.bias_ges)]
+                 for r in g.itertuples(index=False)]
+        tables.append(Table("Bias per group (normalised scores)", ["judge", "task", "scale", "group", "n",
+                                                                   "mean score", "ACC", "NDS", "NDS (raw)",
+                                                                   "GES"], grows, note=note))
+    return tables
+
+
+def _status_table(records: pd.DataFrame | None, p: str) -> list[Table]:
+    """Refusals and parse failures are a reported category: counts per status from the records."""
+    if records is None or records.empty or "perspective" not in records.columns:
+        return []
+    r = records[records["perspective"].astype(str) == p]
+    if r.empty:
+        return []
+    status = r["status"].where(r["status"].notna(), "ok").astype(str)
+    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    for j, t, s, st in zip(r["judge"].astype(str), r["task"].astype(str), r["scale"].astype(str), status,
+                           strict=True):
+        c = counts.setdefault((j, t, s), {})
+        c[st] = c.get(st, 0) + 1
+    rows = [[j, t, s] + [str(c.get(st, 0)) for st in STATUSES] + [str(sum(c.values()))]
+            for (j, t, s), c in sorted(counts.items())]
+    return [Table("Records by status", ["judge", "task", "scale", *STATUSES, "records"], rows)]
+
+
+def _data_table(tasks: list[str], task_counts: dict[str, Any]) -> list[Table]:
+    """Items loaded and dropped per task, and why (run_info["task_counts"]); nothing where it is absent."""
+    rows = []
+    for task in sorted(tasks):
+        c = task_counts[task]
+        why = c.get("why") or {}
+        reasons = sorted((str(reason), count) for reason, count in why.items())
+        rows.append([task, str(c.get("loaded", "")), str(c.get("dropped", "")),
+                     "; ".join(f"{reason}: {count}" for reason, count in reasons)])
+    if not rows:
+        return []
+    return [Table("Data", ["task", "loaded", "dropped", "why dropped"], rows)]
+
+
+def _failure_table(p: str, records: pd.DataFrame | None, failures: dict[str, str]) -> list[Table]:
+    """Judges that could not run (run_info["judge_failures"]) among those with records in this perspective,
+    or with no record at all (they failed before judging anything)."""
+    judges_here: set[str] = set()
+    judges_anywhere: set[str] = set()
+    if records is not None and not records.empty:
+        judges_anywhere = set(records["judge"].astype(str))
+        judges_here = set(records.loc[records["perspective"].astype(str) == p, "judge"].astype(str))
+    rows = [[j, why] for j, why in sorted(failures.items()) if j in judges_here or j not in judges_anywhere]
+    return [Table("Judge failures", ["judge", "reason"], rows)] if rows else []
+
+
+def _task_perspectives(metrics: pd.DataFrame, records: pd.DataFrame | None,
+                       run_info: dict[str, Any]) -> dict[str, str]:
+    """task -> perspective: from the run's task configs, else from the records and metrics."""
+    found: dict[str, str] = {}
+    for frame in (metrics, records):
+        if frame is not None and not frame.empty:
+            found.update(zip(frame["task"].astype(str), frame["perspective"].astype(str), strict=True))
+    tasks = run_info.get("tasks") if isinstance(run_info.get("tasks"), dict) else {}
+    for name, cfg in tasks.items():
+        if isinstance(cfg, dict) and cfg.get("perspective"):
+            found[str(name)] = str(cfg["perspective"])
+    return found
+
+
+def build_sections(records: pd.DataFrame | None, metrics: MetricsResult,
+                   run_info: dict[str, Any] | None = None) -> tuple[list[Section], list[str]]:
+    """One section per perspective present in the metrics, records or task configs, in the MJ-Bench order;
+    and the warnings that belong to no section (e.g. task counts of a task whose perspective is unknown)."""
+    info = run_info or {}
+    m = metrics.metrics
+    cx = _Context(metrics, records, info)
+    task_counts = info.get("task_counts") if isinstance(info.get("task_counts"), dict) else {}
+    task_perspective = _task_perspectives(m, records, info)
+    names = set(m["perspective"].astype(str))
+    if records is not None and "perspective" in records.columns:
+        names |= set(records["perspective"].astype(str))
+    names |= {task_perspective[t] for t in task_counts if t in task_perspective}
+    extra = [f"task {t}: data counts not shown (its perspective is unknown)"
+             for t in sorted(task_counts) if t not in task_perspective]
+    sections, taken = [], set()
+    for p in sorted(names, key=perspective_rank):
+        pm = m[m["perspective"] == p]
+        groups = metrics.bias_groups if p == BIAS else None
+        tables = (_data_table([t for t in task_counts if task_perspective.get(t) == p], task_counts)
+                  + _pairwise_tables(pm, p, cx) + _bias_tables(pm, groups, metrics.bias_normalization, cx)
+                  + _status_table(records, p) + _failure_table(p, records, cx.failures))
+        warnings = [w for w in metrics.warnings if w.startswith(f"{p}: ")]
+        sections.append(Section(p, slug(p, taken), tables, warnings))
+    return sections, extra
+
+
+def perspective_md(section: Section) -> str:
+    parts = [f"# {md_cell(section.perspective)}\n"]
+    parts += [md_block(t) for t in section.tables]
+    if section.warnings:
+        parts.append("## Warnings\n\n" + "".join(f"- {md_cell(w)}\n" for w in section.warnings))
+    return "\n".join(parts)
