@@ -24,18 +24,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 IncludeOpt = Annotated[list[Path] | None, typer.Option(
     "--include-path", "-I", help="Folder with extra tasks/ and judges/ YAML (repeatable).")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Replace the outputs of a different run (or of a `run`, for aggregate) in --out.")]
+
+#: set by the global --debug option: errors are raised with their traceback instead of one line
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+          = False) -> None:
+    _DEBUG["on"] = debug
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    from mjbench.redact import redact
+
+    typer.secho(f"error: {redact(message)}", err=True, fg="red")
+    return typer.Exit(code)
 
 
 def _user_errors(fn: F) -> F:
-    """Print MjbenchError as one `error:` line and exit 2, instead of a traceback."""
+    """Print MjbenchError (exit 2, or the error's own `exit_code`) and file-system errors (exit 2) as one
+    `error:` line instead of a traceback; `mjbench --debug ...` shows the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except MjbenchError as exc:
-            typer.secho(f"error: {exc}", err=True, fg="red")
-            raise typer.Exit(2) from None
+        except (MjbenchError, OSError) as exc:
+            if _DEBUG["on"]:
+                raise
+            raise _fail(str(exc), getattr(exc, "exit_code", 2)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -50,8 +70,12 @@ def _split(values: list[str] | None) -> list[str] | None:
 def _setup_logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
+    from mjbench.redact import RedactingFilter
+
+    handler = RichHandler(show_time=False, show_path=False, markup=False)
+    handler.addFilter(RedactingFilter())  # API keys never reach the terminal or a captured log
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(show_time=False, show_path=False, markup=False)], force=True)
+                        handlers=[handler], force=True)
 
 
 @app.command()
@@ -70,9 +94,18 @@ def run(
     device: Annotated[str | None, typer.Option(help="Override every judge's device (cpu, cuda, mps).")] = None,
     include_path: IncludeOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; warnings and summary only.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Run judges over tasks and write a run directory. With no arguments: the embedded synthetic suite
-    with the offline judges, on the CPU. Re-running the same command resumes from the store."""
+    with the offline judges, on the CPU. Re-running the same command resumes from the store: finished
+    answers are read back, only the missing or failed requests are asked.
+
+    Exit codes: 0 = every planned request has a final answer (ok, parse_error or refused); 1 = the run
+    finished but is incomplete (some requests ended in error, a judge could not start, or the store or
+    the outputs could not be written after judging): the last lines say which judges, how many and why,
+    and re-running the same command retries exactly those; 2 = usage or configuration error, nothing
+    judged (also: --out in use by another run, or holding a different run without --force).
+    """
     from mjbench.runner import DEFAULT_JUDGES, DEFAULT_TASKS, RunSpec, run_benchmark
 
     _setup_logging(quiet)
@@ -84,7 +117,7 @@ def run(
         tasks=_split(tasks) or DEFAULT_TASKS, judges=_split(judges) or DEFAULT_JUDGES,
         scales=_split(scales), out=out, limit=limit, seed=seed, include_paths=include_path or [],
         store=store, tie_threshold=tie_threshold, bias_normalization=bias_normalization,
-        records_format=records_format, device=device, quiet=quiet,
+        records_format=records_format, device=device, quiet=quiet, force=force,
     )
     try:
         result = run_benchmark(spec)
@@ -95,10 +128,29 @@ def run(
     _summary(result.out_dir, result.metrics)
     typer.echo(f"requests computed: {result.computed}, reused from the store: {result.reused}; "
                f"{len(result.records)} records; {len(result.problems)} item problems")
-    if result.judge_failures:
-        for name, why in result.judge_failures.items():
-            typer.secho(f"judge {name} failed: {why}", err=True, fg="red")
+    if result.judge_failures or result.failures:
+        _failure_summary(result.judge_failures, result.failures)
         raise typer.Exit(1)
+
+
+def _failure_summary(judge_failures: dict[str, str], failures: dict[str, dict[str, Any]]) -> None:
+    """The last lines of an incomplete run: per judge, how many requests failed and the distinct reasons."""
+    from mjbench.redact import redact
+
+    total = sum(f["requests"] for f in failures.values())
+    typer.secho(f"incomplete: {total} request(s) ended in error", err=True, fg="red")
+    for name, why in judge_failures.items():
+        typer.secho(redact(f"  judge {name} could not start: {why}"), err=True, fg="red")
+    for name, f in failures.items():
+        typer.secho(f"  judge {name}: {f['requests']} of {f['of']} request(s) failed", err=True, fg="red")
+        reasons = list(f["reasons"].items())
+        for reason, n in reasons[:3]:
+            typer.secho(redact(f"    {n} x {reason}"), err=True, fg="red")
+        if len(reasons) > 3:
+            typer.secho(f"    ... and {len(reasons) - 3} other reasons (see run.json, \"failures\")", err=True,
+                        fg="red")
+    typer.secho("re-run the same command to retry exactly those; finished answers are read from the store",
+                err=True, fg="yellow")
 
 
 def _summary(out_dir: Path, metrics: Any) -> None:
@@ -117,20 +169,28 @@ def aggregate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics, leaderboard and reports.")],
     tie_threshold: Annotated[float, typer.Option(help="Score gap counted as a tie where pred is empty.")] = 0.0,
     bias_normalization: Annotated[str, typer.Option(help="minmax or scale.")] = "minmax",
+    force: ForceOpt = False,
 ) -> None:
-    """Recompute every table from records files, whoever produced them."""
+    """Recompute every table from records files, whoever produced them. Refuses to write into the run
+    directory of a `mjbench run` unless --force; the tables are swapped in only once all are written."""
     from mjbench.metrics import compute_metrics
     from mjbench.records import read_records
     from mjbench.report import write_run_outputs
+    from mjbench.rundir import AGGREGATE_OUTPUTS, RunDirectory
     from mjbench.runner import write_json
 
     frame = read_records(records)
     metrics = compute_metrics(frame, tie_threshold=tie_threshold, bias_normalization=bias_normalization)
-    out.mkdir(parents=True, exist_ok=True)
     info = {"command": "aggregate", "records": [str(p) for p in records], "tie_threshold": tie_threshold,
             "bias_normalization": bias_normalization, "counts": {"records": len(frame)}}
-    write_run_outputs(out, frame, metrics, info)
-    write_json(out / "run.json", info)
+
+    def write(folder: Path) -> None:
+        write_run_outputs(folder, frame, metrics, info)
+        write_json(folder / "run.json", info)
+
+    with RunDirectory(out, "aggregate") as run_dir:
+        run_dir.check_replaces(None, force)
+        run_dir.publish(write, judged=False, owned=AGGREGATE_OUTPUTS)
     _summary(out, metrics)
 
 

@@ -17,7 +17,9 @@ it is done, so the runner can store it at once. Policy, all from the judge's `Ju
   counted in `attempts`, token usage and cost are summed over them, and the earlier raw outputs are
   kept in `extra["earlier_outputs"]`.
 Every attempt is counted in `Response.attempts`. Each request is delivered exactly once; a
-KeyboardInterrupt or cancellation stops the rest and leaves what was delivered delivered. When all is
+KeyboardInterrupt, a cancellation or an exception from `on_result` (a store that cannot keep the answer)
+stops the rest at once: no new request is sent, requests in flight are cancelled, what was delivered
+stays delivered, and the exception propagates. When all is
 done, a judge's optional `aclose()` coroutine is awaited (it closes connection pools bound to this
 event loop).
 """
@@ -142,10 +144,20 @@ async def run_requests(
     backoff = _Backoff(base_delay, max_delay, seed)
     indices = iter(range(len(requests)))  # shared by the workers: each index is taken exactly once
 
+    stopped: list[BaseException] = []  # a failed delivery: no worker sends or delivers anything more
+
     async def worker() -> None:
         for i in indices:
+            if stopped:
+                return
             response = await _one(call, requests[i], config, pacer, backoff)
-            on_result(i, response)
+            if stopped:
+                return
+            try:
+                on_result(i, response)
+            except BaseException as exc:
+                stopped.append(exc)
+                raise
 
     tasks = [asyncio.create_task(worker()) for _ in range(min(config.max_concurrency, len(requests)))]
     try:

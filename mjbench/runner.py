@@ -12,6 +12,7 @@ import platform
 import re
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -19,14 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mjbench import __version__
-from mjbench.adapters.base import Judge, PairRequest, Response, ScoreRequest, create_judge
+from mjbench.adapters.base import ADAPTERS, Judge, PairRequest, Response, ScoreRequest, create_judge
 from mjbench.catalog import Catalog
 from mjbench.config import JudgeConfig, TaskConfig
 from mjbench.errors import ConfigError, ItemError, MjbenchError
 from mjbench.items import BiasItem, PairItem
 from mjbench.metrics import derive_pred
 from mjbench.records import Record, write_records
-from mjbench.store import ResultStore, content_key
+from mjbench.redact import redact, redact_response, register_secret_env
+from mjbench.rundir import RunDirectory
+from mjbench.store import ResultStore, StoreError, content_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +41,8 @@ DEFAULT_JUDGES = ("random", "sharpness", "brisque")
 DEFAULT_RUN_NAME = "default"
 #: worst status wins when two requests make one record
 _STATUS_RANK = {"ok": 0, "parse_error": 1, "refused": 2, "error": 3}
+#: failure reasons are shortened to this many characters in summaries
+_REASON_CHARS = 160
 
 
 @dataclass
@@ -55,6 +60,12 @@ class RunSpec:
     records_format: str = "jsonl"
     device: str | None = None
     quiet: bool = False
+    force: bool = False  # replace the outputs of a different run in `out`
+
+    def requested(self) -> dict[str, Any]:
+        """What identifies the run a run directory holds (run.json "requested")."""
+        return {"tasks": list(self.tasks), "judges": list(self.judges),
+                "scales": list(self.scales) if self.scales else None, "limit": self.limit, "seed": self.seed}
 
     def resolved_out(self) -> Path:
         if self.out is not None:
@@ -73,6 +84,8 @@ class RunResult:
     metrics: Any  # mjbench.metrics.MetricsResult
     problems: list[str] = field(default_factory=list)
     judge_failures: dict[str, str] = field(default_factory=dict)
+    #: per judge with failed requests: {"requests": n failed, "of": n planned, "reasons": {reason: count}}
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     computed: int = 0
     reused: int = 0
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -120,8 +133,16 @@ def _plan_judge(
     judge: Judge, judge_id: str, items_by_task: dict[str, list[PairItem | BiasItem]], scales: Sequence[str],
     seed: int = 0,
 ) -> tuple[dict[str, _Unit], list[_Planned]]:
+    """Units keyed by what determines the answer: the perspective only for judges whose request text
+    depends on it (scorers rate an (image, prompt) once for all perspectives), and for pairs the shown
+    order, so that two byte-identical images still get one answer per order."""
     cfg = judge.config
     keyed_by_item = judge.capabilities.keyed_by_item
+    uses_perspective = judge.capabilities.uses_perspective
+
+    def perspective_of(item: PairItem | BiasItem) -> str | None:
+        return item.perspective if uses_perspective else None
+
     single_ok = "single" in judge.capabilities.modes
     units: dict[str, _Unit] = {}
     planned: list[_Planned] = []
@@ -129,7 +150,7 @@ def _plan_judge(
 
     def score_key(item: PairItem | BiasItem, idx: int | None, image_hash: str, scale: str) -> str:
         extra = (item.task, item.item_id, idx) if keyed_by_item else ()
-        return content_key(judge_id, "single", image_hash, item.prompt, scale, item.perspective, *extra)
+        return content_key(judge_id, "single", image_hash, item.prompt, scale, perspective_of(item), *extra)
 
     for task_items in items_by_task.values():
         for item in task_items:
@@ -156,8 +177,8 @@ def _plan_judge(
                 for order in _orders(cfg.orders, item, seed):
                     shown = (0, 1) if order == "01" else (1, 0)
                     extra = (item.task, item.item_id) if keyed_by_item else ()
-                    key = content_key(judge_id, "pair", hashes[shown[0]], hashes[shown[1]], item.prompt,
-                                      scale, item.perspective, *extra)
+                    key = content_key(judge_id, "pair", order, hashes[shown[0]], hashes[shown[1]],
+                                      item.prompt, scale, perspective_of(item), *extra)
                     units.setdefault(key, _Unit(key, PairRequest(
                         images=(item.images[shown[0]], item.images[shown[1]]), prompt=item.prompt,
                         scale=scale, perspective=item.perspective, order=order, task=item.task,
@@ -271,7 +292,8 @@ class _Progress:
 
 def _execute(judge: Judge, pending: list[_Unit], store: ResultStore, judge_name: str,
              progress: _Progress) -> None:
-    """Ask the judge for every pending unit, storing final answers as they arrive."""
+    """Ask the judge for every pending unit, storing final answers as they arrive. A store that cannot
+    keep an answer (StoreError) stops the judge at once: no further request is sent."""
     if not pending:
         return
     advance = progress.track(f"{judge_name}", len(pending))
@@ -279,11 +301,10 @@ def _execute(judge: Judge, pending: list[_Unit], store: ResultStore, judge_name:
     pairs = [u for u in pending if isinstance(u.request, PairRequest)]
 
     def deliver(units: list[_Unit], answered: list[tuple[int, Response]]) -> None:
-        batch = []
-        for idx, resp in answered:
+        batch = [(units[idx].key, redact_response(resp)) for idx, resp in answered]
+        store.put_many(judge_name, batch)  # stored first: a unit with a response is a kept answer
+        for (idx, _), (_, resp) in zip(answered, batch, strict=True):
             units[idx].response = resp
-            batch.append((units[idx].key, resp))
-        store.put_many(judge_name, batch)
         advance(len(answered), sum(1 for _, r in answered if r.status != "ok"))
 
     for units, kind in ((singles, "score"), (pairs, "compare")):
@@ -301,14 +322,63 @@ def _execute(judge: Judge, pending: list[_Unit], store: ResultStore, judge_name:
                 batches = judge.iter_score(requests) if kind == "score" else judge.iter_compare(requests)
                 for answered in batches:
                     deliver(units, answered)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, StoreError):
             raise
         except Exception as exc:  # an adapter bug or a fatal model error: record it, keep the run going
-            message = f"judge {judge_name} failed: {type(exc).__name__}: {exc}"
+            message = redact(f"judge {judge_name} failed: {type(exc).__name__}: {exc}")
             log.error(message)
             missing = [(i, Response.failure(message)) for i, u in enumerate(units) if u.response is None]
             if missing:
                 deliver(units, missing)
+
+
+def _reuse(judge: Judge, units: dict[str, _Unit], store: ResultStore, judge_name: str) -> int:
+    """Fill units from the store, each answer brought up to date by `judge.refresh` (e.g. re-parsed by a
+    newer parser); answers that changed are stored again. Nothing is asked of the judge."""
+    stored = store.get_many(list(units))
+    changed = []
+    for key, old in stored.items():
+        new = redact_response(judge.refresh(units[key].request, old))
+        units[key].response = new
+        if new != old:
+            changed.append((key, new))
+    if changed:
+        store.put_many(judge_name, changed)
+        log.info("judge %s: %d stored answers refreshed without asking the judge", judge_name, len(changed))
+    return len(stored)
+
+
+def _short(reason: str) -> str:
+    line = " ".join(reason.split())
+    return line if len(line) <= _REASON_CHARS else line[: _REASON_CHARS - 3] + "..."
+
+
+def _judge_failures(units: dict[str, _Unit], planned: list[_Planned]) -> dict[str, Any] | None:
+    """How many of a judge's requests ended in `error`, and the distinct reasons with their counts."""
+    reasons: Counter[str] = Counter()
+    for u in units.values():
+        resp = u.response or Response.failure("no answer (interrupted)")
+        if resp.status == "error":
+            reasons[_short(resp.error or "unknown error")] += 1
+    for p in planned:
+        if p.pre_error is not None:
+            reasons[_short(p.pre_error)] += 1
+    if not reasons:
+        return None
+    n_pre = sum(1 for p in planned if p.pre_error is not None)
+    return {"requests": sum(reasons.values()), "of": len(units) + n_pre, "reasons": dict(reasons.most_common())}
+
+
+def _register_secrets(cfg: JudgeConfig) -> None:
+    """Every environment variable that may hold this judge's key: its values are masked in every message."""
+    register_secret_env(cfg.api_key_env)
+    try:
+        cls = ADAPTERS.get(cfg.adapter)
+    except MjbenchError:
+        return
+    env = getattr(cls, "key_env", None)
+    register_secret_env(env(cfg) if callable(env) else env)
+    register_secret_env(getattr(cls, "default_key_env", None))
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -354,14 +424,30 @@ def _judge_scales(cfg: JudgeConfig, wanted: Sequence[str] | None) -> list[str]:
     return [s for s in cfg.scales if wanted is None or s in wanted]
 
 
+def _task_counts(loaded: Any) -> dict[str, Any]:
+    """Items loaded and dropped for one task, with the reasons for dropping."""
+    dropped = getattr(loaded, "dropped", None)
+    if dropped is None:  # a source that only lists its problems
+        why = {"item problems": len(loaded.problems)} if loaded.problems else {}
+    else:
+        why = dict(dropped)
+    return {"loaded": len(loaded.items), "dropped": sum(why.values()), "why": why}
+
+
 def run_benchmark(spec: RunSpec) -> RunResult:
-    """Run judges over tasks; write the run directory; return records and metrics."""
+    """Run judges over tasks; write the run directory; return records and metrics.
+
+    Everything a user can get wrong (names, options, scales, limit) is checked before the run directory is
+    touched. The run directory is locked for the whole run, and its outputs are replaced only once the new
+    ones are complete. A store that cannot be written stops judging (StoreError)."""
     from mjbench.metrics import compute_metrics
-    from mjbench.records import records_frame
+    from mjbench.records import read_records, records_frame
     from mjbench.report import write_run_outputs
     from mjbench.sources import load_task
 
     started = time.time()
+    if spec.limit is not None and spec.limit < 1:
+        raise ConfigError(f"--limit must be a positive number of items per task, not {spec.limit}")
     catalog = Catalog(spec.include_paths)
     tasks: list[TaskConfig] = catalog.expand_tasks(spec.tasks)
     judge_cfgs: list[JudgeConfig] = [catalog.judge(j) for j in spec.judges]
@@ -375,95 +461,118 @@ def run_benchmark(spec: RunSpec) -> RunResult:
     scales = {c.name: _judge_scales(c, spec.scales) for c in judge_cfgs}
     if not any(scales.values()):
         raise ConfigError(f"no judge runs at scale(s) {', '.join(spec.scales or [])}")
+    for cfg in judge_cfgs:
+        _register_secrets(cfg)
+    judges = {c.name: create_judge(c) for c in judge_cfgs if scales[c.name]}  # bad options fail here
 
     out_dir = spec.resolved_out()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
-    items_by_task: dict[str, list[PairItem | BiasItem]] = {}
-    for task in tasks:
-        loaded = load_task(task, limit=spec.limit, seed=spec.seed)
-        items_by_task[task.name] = loaded.items
-        problems.extend(f"task {task.name}: {p}" for p in loaded.problems)
-    for p in problems[:10]:
-        log.warning(p)
-    if len(problems) > 10:
-        log.warning("... and %d more item problems (see run.json)", len(problems) - 10)
+    with RunDirectory(out_dir, "run") as run_dir:
+        run_dir.check_replaces(spec.requested(), spec.force)
+        problems: list[str] = []
+        items_by_task: dict[str, list[PairItem | BiasItem]] = {}
+        task_counts: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            loaded = load_task(task, limit=spec.limit, seed=spec.seed)
+            items_by_task[task.name] = loaded.items
+            task_counts[task.name] = _task_counts(loaded)
+            problems.extend(f"task {task.name}: {p}" for p in loaded.problems)
+        for p in problems[:10]:
+            log.warning(p)
+        if len(problems) > 10:
+            log.warning("... and %d more item problems (see run.json)", len(problems) - 10)
 
-    store = ResultStore(spec.store or out_dir / "store.sqlite")
-    records: list[Record] = []
-    judge_failures: dict[str, str] = {}
-    timings: dict[str, dict[str, float]] = {}  # per judge: model set-up and judging wall time
-    computed = reused = 0
-    try:
-        with _Progress(spec.quiet) as progress:
-            for cfg in judge_cfgs:
-                if not scales[cfg.name]:
-                    log.warning("judge %s: none of its scales (%s) was asked for; skipped",
-                                cfg.name, ", ".join(cfg.scales))
-                    continue
-                try:
-                    judge = create_judge(cfg)
-                except MjbenchError as exc:
-                    judge_failures[cfg.name] = str(exc)
-                    log.error("judge %s skipped: %s", cfg.name, exc)
-                    continue
-                judge_id = content_key(judge.identity())
-                units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed)
-                stored = store.get_many(list(units))
-                for key, resp in stored.items():
-                    units[key].response = resp
-                pending = [u for u in units.values() if u.response is None]
-                reused += len(stored)
-                if pending:
-                    reason = type(judge).check_available(cfg)
-                    t0 = time.perf_counter()
-                    try:
-                        if reason:
-                            raise MjbenchError(reason)
-                        judge.setup()
-                    except MjbenchError as exc:
-                        judge_failures[cfg.name] = str(exc)
-                        log.error("judge %s cannot run: %s", cfg.name, exc)
-                        for u in pending:
-                            u.response = Response.failure(f"judge {cfg.name} cannot run: {exc}")
-                    else:
-                        t1 = time.perf_counter()
+        store = ResultStore(spec.store or out_dir / "store.sqlite")
+        records: list[Record] = []
+        judge_failures: dict[str, str] = {}
+        failures: dict[str, dict[str, Any]] = {}
+        timings: dict[str, dict[str, float]] = {}  # per judge: model set-up and judging wall time
+        computed = reused = 0
+        answered: list[_Unit] = []  # every unit sent to a judge in this run
+        try:
+            with _Progress(spec.quiet) as progress:
+                for cfg in judge_cfgs:
+                    judge = judges.get(cfg.name)
+                    if judge is None:
+                        log.warning("judge %s: none of its scales (%s) was asked for; skipped",
+                                    cfg.name, ", ".join(cfg.scales))
+                        continue
+                    judge_id = content_key(judge.identity())
+                    units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed)
+                    reused += _reuse(judge, units, store, cfg.name)
+                    pending = [u for u in units.values() if u.response is None]
+                    if pending:
+                        reason = type(judge).check_available(cfg)
+                        t0 = time.perf_counter()
                         try:
-                            _execute(judge, pending, store, cfg.name, progress)
-                        finally:
-                            judge.close()
-                        computed += len(pending)
-                        timings[cfg.name] = {"setup_s": round(t1 - t0, 3),
-                                             "judging_s": round(time.perf_counter() - t1, 3),
-                                             "requests": len(pending)}
-                threshold = cfg.tie_threshold if spec.tie_threshold is None else spec.tie_threshold
-                records.extend(_record(cfg.name, p, units, threshold) for p in planned)
-    finally:
-        store.close()
+                            if reason:
+                                raise MjbenchError(reason)
+                            store.check_writable()
+                            judge.setup()
+                        except StoreError:
+                            raise
+                        except Exception as exc:  # a missing key or package, a model that will not load
+                            why = redact(str(exc) if isinstance(exc, MjbenchError)
+                                         else f"{type(exc).__name__}: {exc}")
+                            judge_failures[cfg.name] = why
+                            log.error("judge %s cannot run: %s", cfg.name, why)
+                            for u in pending:
+                                u.response = Response.failure(f"judge {cfg.name} cannot run: {why}")
+                        else:
+                            t1 = time.perf_counter()
+                            answered.extend(pending)
+                            try:
+                                _execute(judge, pending, store, cfg.name, progress)
+                            finally:
+                                judge.close()
+                            computed += len(pending)
+                            timings[cfg.name] = {"setup_s": round(t1 - t0, 3),
+                                                 "judging_s": round(time.perf_counter() - t1, 3),
+                                                 "requests": len(pending)}
+                    failed = _judge_failures(units, planned)
+                    if failed:
+                        failures[cfg.name] = failed
+                    threshold = cfg.tie_threshold if spec.tie_threshold is None else spec.tie_threshold
+                    records.extend(_record(cfg.name, p, units, threshold) for p in planned)
+        except StoreError as exc:
+            kept = sum(1 for u in answered if u.response is not None and u.response.status != "error")
+            exc.exit_code = 1 if kept else 2
+            exc.args = (f"{exc}; judging stopped, no further request was sent; {kept} answers from this run "
+                        "are kept in the store: fix the store and re-run the same command to resume",)
+            raise
+        finally:
+            store.close()
+        if judge_failures and not computed and not reused:
+            raise ConfigError("no judge could run, nothing was judged: " + "; ".join(
+                f"judge {name}: {why}" for name, why in judge_failures.items()))
 
-    records_path = out_dir / f"records.{spec.records_format}"
-    write_records(records, records_path)
-    from mjbench.records import read_records
+        run_info = {
+            "command": "run",
+            "tasks": {t.name: t.model_dump(mode="json") for t in tasks},
+            "judges": {c.name: c.model_dump(mode="json") for c in judge_cfgs},
+            "requested": spec.requested(),
+            "seed": spec.seed, "limit": spec.limit, "tie_threshold": spec.tie_threshold,
+            "bias_normalization": spec.bias_normalization,
+            "records": f"records.{spec.records_format}", "store": str(spec.store or "store.sqlite"),
+            "versions": _versions(), "git_revision": _git_revision(),
+            "counts": {"items": sum(map(len, items_by_task.values())), "records": len(records),
+                       "requests_computed": computed, "requests_reused": reused},
+            "task_counts": task_counts,
+            "item_problems": problems, "judge_failures": judge_failures, "failures": failures,
+            "judge_timings": timings,
+            "wall_time_s": round(time.time() - started, 2),
+        }
+        result: dict[str, Any] = {}
 
-    frame = read_records([records_path]) if records else records_frame([])
-    metrics = compute_metrics(frame, tie_threshold=spec.tie_threshold or 0.0,
-                              bias_normalization=spec.bias_normalization)
-    run_info = {
-        "command": "run",
-        "tasks": {t.name: t.model_dump(mode="json") for t in tasks},
-        "judges": {c.name: c.model_dump(mode="json") for c in judge_cfgs},
-        "requested": {"tasks": list(spec.tasks), "judges": list(spec.judges),
-                      "scales": list(spec.scales) if spec.scales else None},
-        "seed": spec.seed, "limit": spec.limit, "tie_threshold": spec.tie_threshold,
-        "bias_normalization": spec.bias_normalization,
-        "records": records_path.name, "store": str(spec.store or "store.sqlite"),
-        "versions": _versions(), "git_revision": _git_revision(),
-        "counts": {"items": sum(map(len, items_by_task.values())), "records": len(records),
-                   "requests_computed": computed, "requests_reused": reused},
-        "item_problems": problems, "judge_failures": judge_failures,
-        "judge_timings": timings,
-        "wall_time_s": round(time.time() - started, 2),
-    }
-    write_run_outputs(out_dir, frame, metrics, run_info)
-    write_json(out_dir / "run.json", run_info)
-    return RunResult(out_dir, frame, metrics, problems, judge_failures, computed, reused, timings)
+        def write(folder: Path) -> None:
+            records_path = folder / run_info["records"]
+            write_records(records, records_path)
+            frame = read_records([records_path]) if records else records_frame([])
+            metrics = compute_metrics(frame, tie_threshold=spec.tie_threshold or 0.0,
+                                      bias_normalization=spec.bias_normalization)
+            write_run_outputs(folder, frame, metrics, run_info)
+            write_json(folder / "run.json", run_info)
+            result.update(frame=frame, metrics=metrics)
+
+        run_dir.publish(write, judged=computed > 0)
+    return RunResult(out_dir, result["frame"], result["metrics"], problems, judge_failures, failures, computed,
+                     reused, timings)

@@ -183,6 +183,22 @@ def test_on_result_failure_stops_the_run():
         run_requests_sync(Fake(), [0, 1, 2], config(), on_result, **FAST)
 
 
+def test_a_failing_delivery_stops_new_requests_at_once():
+    """A store that cannot keep an answer: no further request may be sent (each one is paid for)."""
+    from mjbench.store import StoreError
+
+    fake, delivered = Fake(delay=0.01), []
+
+    def on_result(i, r):
+        delivered.append(i)
+        if len(delivered) == 3:
+            raise StoreError("store s.sqlite: cannot write (database or disk is full)")
+
+    with pytest.raises(StoreError, match="disk is full"):
+        run_requests_sync(fake, list(range(100)), config(max_concurrency=4), on_result, **FAST)
+    assert len(delivered) == 3 and sum(fake.calls.values()) <= 3 + 4
+
+
 def test_sync_wrapper_inside_running_loop_and_aclose():
     class Judge:
         closed = 0

@@ -105,3 +105,78 @@ def test_random_order_stands_alone(workspace: Path):
         "name: bad\nadapter: test-brightness\nmode: pair\norders: [random, '01']\n")
     with pytest.raises(ConfigError, match="bad.yaml: orders: 'random' stands alone"):
         run_benchmark(_spec(workspace, judges=[str(workspace / "judges" / "bad.yaml")]))
+
+
+def test_identical_images_get_one_answer_per_order(workspace: Path):
+    """Two byte-identical images used to share one key for both orders: the order-10 record got the
+    order-01 answer and flipped it."""
+    (workspace / "tasks" / "same.yaml").write_text(
+        "name: same\nperspective: quality\nsource: {type: test-memory, n: 4, identical: true}\n")
+    (workspace / "judges" / "first.yaml").write_text("name: first\nadapter: test-item-first\nmode: pair\n")
+    result = run_benchmark(_spec(workspace, tasks=["same"], judges=["first"]))
+    recs = result.records
+    assert len(recs) == 8 and set(recs.order) == {"01", "10"}
+    assert (recs.pred == "0").all(), recs[["item_id", "order", "pred"]]
+    assert CALLS["compare"] == 8
+
+
+def test_scorers_rate_an_image_once_for_all_perspectives(workspace: Path):
+    """The same (image, prompt) in two perspectives: one request for a scorer, two for a judge whose
+    prompt depends on the perspective."""
+    (workspace / "tasks" / "mem-align.yaml").write_text(
+        "name: mem-align\nperspective: alignment\nsource: {type: test-memory, n: 12, broken_item: 5}\n")
+    scorer = run_benchmark(_spec(workspace, tasks=["mem", "mem-align"]))
+    assert len(scorer.records) == 24 and CALLS["score"] == 11 + 3 and scorer.computed == 14
+    CALLS.update(score=0)
+    vlm = run_benchmark(_spec(workspace, tasks=["mem", "mem-align"], judges=["async"], out=workspace / "v"))
+    assert CALLS["score"] == 2 * (11 + 3) and (vlm.records.status == "ok").sum() == 22
+
+
+def test_stored_answers_are_refreshed_without_asking(workspace: Path):
+    from fakes import REFRESH
+
+    from mjbench.store import ResultStore
+
+    (workspace / "judges" / "fresh.yaml").write_text("name: fresh\nadapter: test-refreshing\n")
+    first = run_benchmark(_spec(workspace, judges=["fresh"]))
+    CALLS.update(score=0)
+    REFRESH["add"] = 1000.0
+    second = run_benchmark(_spec(workspace, judges=["fresh"]))
+    assert CALLS["score"] == 0 and second.computed == 0
+    ok = second.records.status == "ok"
+    assert (second.records.score_0[ok] == first.records.score_0[ok] + 1000).all()
+    store = ResultStore(workspace / "run" / "store.sqlite")
+    stored = store.get_many([k for (k,) in store._conn.execute("SELECT key FROM responses")])
+    store.close()
+    assert len(stored) == 14 and all(r.extra.get("refreshed") and r.score > 1000 for r in stored.values())
+    third = run_benchmark(_spec(workspace, judges=["fresh"]))  # refreshed once, not again
+    assert third.records.score_0.equals(second.records.score_0) and CALLS["score"] == 0
+
+
+def test_failures_and_task_counts_in_run_json(workspace: Path):
+    result = run_benchmark(_spec(workspace))
+    info = json.loads((workspace / "run" / "run.json").read_text())
+    assert info["task_counts"]["mem"] == {"loaded": 12, "dropped": 0, "why": {}}
+    assert info["failures"] == result.failures
+    f = info["failures"]["bright"]
+    assert f["requests"] == 1 and f["of"] == 15
+    assert list(f["reasons"]) == ["item i5: image file not found: /nonexistent/broken.png"]
+    assert info["requested"] == {"tasks": ["mem"], "judges": ["bright"], "scales": None, "limit": None, "seed": 0}
+
+
+def test_adapter_exception_on_every_request_is_recorded(workspace: Path):
+    (workspace / "judges" / "boom.yaml").write_text(
+        "name: boom\nadapter: test-async\nmax_retries: 0\noptions: {fail: kaput}\n")
+    result = run_benchmark(_spec(workspace, judges=["boom"]))
+    assert len(result.records) == 12 and (result.records.status == "error").all()
+    assert result.failures["boom"]["requests"] == 15
+    assert result.failures["boom"]["reasons"]["RuntimeError: kaput"] == 14
+
+
+def test_limit_must_be_positive(workspace: Path):
+    from mjbench.errors import ConfigError
+
+    for bad in (0, -1):
+        with pytest.raises(ConfigError, match=f"--limit must be a positive number of items per task, not {bad}"):
+            run_benchmark(_spec(workspace, limit=bad))
+    assert not (workspace / "run").exists()
