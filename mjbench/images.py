@@ -3,20 +3,58 @@
 An item never holds pixels: it holds an `ImageRef` (a file path, encoded bytes, or both, as in a
 datasets `{bytes, path}` cell). The hash of the encoded bytes keys the result store and lets the
 runner rate an image once however many items or judges share it.
+
+Decoding is guarded: an image larger than `max_pixels()` (width x height read from the file's header,
+before any pixel is decoded; default `DEFAULT_MAX_PIXELS`, overridable with the environment variable
+`MJBENCH_MAX_PIXELS`) is an ItemError naming the file and its size, and so is anything PIL refuses as a
+decompression bomb. A file that is truncated or corrupt anywhere is an ItemError too: images are always
+decoded in full, never trusted from their header. PIL's decompression-bomb warning (above 89 megapixels) is
+left to this limit; PIL's hard limit (about 179 megapixels) still applies on top and is an ItemError too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mjbench.errors import ItemError
+from mjbench.errors import ConfigError, ItemError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+#: the largest image decoded, in pixels (width x height): 40 megapixels holds an 8K frame (7680 x 4320 = 33 MP)
+#: and a 6000 x 6000 scan; decoding it as RGB takes 120 MB. A 144-megapixel PNG took 10.6 GB and 172 s in
+#: BRISQUE before this guard.
+DEFAULT_MAX_PIXELS = 40_000_000
+MAX_PIXELS_ENV = "MJBENCH_MAX_PIXELS"
+
+#: `warnings.catch_warnings` swaps a process-wide filter list; opening files one at a time keeps prefetch
+#: threads from restoring each other's filters. Opening reads only the header, so this costs little.
+_OPEN_LOCK = threading.Lock()
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: `MJBENCH_MAX_PIXELS` if set (a positive integer), else DEFAULT_MAX_PIXELS."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_PIXELS_ENV}={raw!r}: expected a positive whole number of pixels, e.g. 40000000")
+    return value
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:.1f} megapixels"
 
 
 class ImageRef:
@@ -91,19 +129,58 @@ class ImageRef:
             self._hash = hashlib.sha256(self.read_bytes()).hexdigest()
         return self._hash
 
-    def load(self) -> Image.Image:
-        """Decode to an RGB PIL image; a corrupt file raises ItemError naming it."""
+    def header(self) -> tuple[str | None, tuple[int, int]]:
+        """(format, (width, height)) from the file's header, without decoding pixels; ItemError if unreadable
+        or above the pixel limit."""
+        with self._open() as im:
+            return im.format, im.size
+
+    def load(self, max_side: int | None = None) -> Image.Image:
+        """Decode the whole file to an RGB PIL image; a corrupt, truncated or oversized file raises ItemError
+        naming it. With `max_side`, the image comes back no longer than that on its longest side, decoded
+        no larger than needed: JPEG draft mode (DCT scaling) and `Image.reduce` before the final LANCZOS
+        resampling (PIL's `thumbnail` with its reducing gap of 2), and before the conversion to RGB."""
+        from PIL import Image
+
+        try:
+            with self._open() as im:
+                if max_side and max(im.size) > max_side and im.mode in ("RGB", "L"):
+                    im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # draft + reduce + resample
+                    return im.convert("RGB")
+                im.load()
+                rgb = im.convert("RGB")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ItemError(f"cannot decode image {self.origin}: {exc}") from None
+        if max_side and max(rgb.size) > max_side:  # palette, alpha, CMYK...: resampled after conversion
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return rgb
+
+    def _open(self) -> Image.Image:
+        """PIL's lazy image (header read, pixels not decoded), checked against the pixel limit."""
         from PIL import Image, UnidentifiedImageError
 
         data = self.read_bytes()
+        limit = max_pixels()
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                return im.convert("RGB")
+            with _OPEN_LOCK, warnings.catch_warnings():
+                # PIL warns above Image.MAX_IMAGE_PIXELS (89 MP); the limit below decides instead, with a message
+                # naming the file. PIL's own hard limit (twice that) still applies and becomes an ItemError.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise ItemError(f"cannot decode image {self.origin}: not a recognised image format") from None
+        except Image.DecompressionBombError as exc:
+            raise ItemError(f"image {self.origin} refused as a decompression bomb: {exc}") from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise ItemError(f"cannot decode image {self.origin}: {exc}") from None
+        w, h = im.size
+        if w * h > limit:
+            im.close()
+            raise ItemError(
+                f"image {self.origin} is {w}x{h} ({_megapixels(w * h)}), above the limit of {_megapixels(limit)} "
+                f"(set {MAX_PIXELS_ENV} to raise it)"
+            )
+        return im
 
     def release(self) -> None:
         """Forget the cached bytes of an image that can read them again (keeps memory flat on large tasks)."""

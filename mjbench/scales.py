@@ -24,8 +24,10 @@ LIKERT_LEVELS: dict[int, tuple[str, ...]] = {
     ),
 }
 
-#: a number as models write it: 7, 7.5, .5, -1 (a sign is kept so "-1" is out of range, not 1)
-NUMBER = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)"
+#: what could be a number as models write it: 7, 7.5, .5, -1, 7,5, 1,000, 1e1 (a sign is kept so "-1" is out of
+#: range, not 1). Deliberately wider than what is accepted: `mjbench.parsing` reads the whole token and rejects
+#: the doubtful ones (`1,000`, `1e1`, `1.2.3`) instead of reading their first digits.
+NUMBER = r"[-+]?(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,10 @@ class Scale:
 
     @cached_property
     def level_pattern(self) -> re.Pattern[str]:
-        """Level words, longest first so "Above Average" wins over "Average", "Very Good" over "Good"."""
+        """Level words, longest first so "Above Average" wins over "Average", "Very Good" over "Good". The words
+        of one level may be spaced freely but never across a line break."""
         words = sorted(self.levels, key=len, reverse=True)
-        alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in words)
+        alternatives = "|".join(r"[ \t]+".join(map(re.escape, w.split())) for w in words)
         return re.compile(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])", re.IGNORECASE)
 
     def level_value(self, word: str) -> float:

@@ -6,7 +6,8 @@
 `responder(request: StubRequest) -> StubReply` decides each answer (status, JSON body, headers, delay);
 `answer(request, text)` builds a well-formed success body for whichever API the request was sent to,
 `error(request, status, message, retry_after=...)` an error body. `Scripted` plays a list of replies per
-key (e.g. per caption), so "429 then success" is easy to write. The stub records every request and the
+key (e.g. per caption), so "429 then success" is easy to write. `leak(mode, request)` and
+`leaking_responder` echo the client's own API key back in the ways the redaction tests guard against. The stub records every request and the
 largest number of requests it was handling at once (`max_in_flight`).
 """
 
@@ -118,6 +119,42 @@ def default_responder(request: StubRequest) -> StubReply:
     if "RATING A" in request.text:
         return answer(request, "Image A matches the caption better.\nRATING A: 8\nRATING B: 3\nBETTER: A")
     return answer(request, "The image matches the caption.\nRATING: 7")
+
+
+def sent_key(request: StubRequest) -> str:
+    """The API key the client sent, whichever header its API uses ("" without one)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:]
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key") or ""
+
+
+#: ways a careless server or model hands the client's own key back (see `leak`)
+LEAK_MODES = ("non_json_200", "non_object_200", "straddle_300", "answer", "error_400")
+
+
+def leak(mode: str, request: StubRequest) -> StubReply:
+    """A reply that echoes the request's key: in a non-JSON 200 body, in a JSON 200 body that is not an object,
+    in an error message where the key straddles character 300, in the model's answer, or in a 400 message."""
+    key = sent_key(request)
+    if mode == "non_json_200":
+        return StubReply(200, f"<html><body>upstream proxy: bad credentials {key}</body></html>")
+    if mode == "non_object_200":
+        return StubReply(200, ["error", f"credentials {key} rejected"])
+    if mode == "straddle_300":
+        return error(request, 400, "x" * (300 - len(key) // 2) + key + " is not valid")
+    if mode == "answer":
+        if "RATING A" in request.text:
+            return answer(request, f"Using key {key}.\nRATING A: 8\nRATING B: 3\nBETTER: A")
+        return answer(request, f"Using key {key}.\nRATING: 7")
+    if mode == "error_400":
+        return error(request, 400, f"Incorrect API key provided: {key}.")
+    raise ValueError(f"unknown leak mode {mode!r}")
+
+
+def leaking_responder(request: StubRequest) -> StubReply:
+    """Cycles through LEAK_MODES by arrival order: any 5 consecutive requests see every mode."""
+    return leak(LEAK_MODES[request.index % len(LEAK_MODES)], request)
 
 
 class Scripted:

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from stub_server import Scripted, StubReply, StubServer, answer, default_responder, error
+from stub_server import (
+    LEAK_MODES,
+    Scripted,
+    StubReply,
+    StubServer,
+    answer,
+    default_responder,
+    error,
+    leak,
+    sent_key,
+)
 
 import mjbench.adapters  # noqa: F401  (registers the adapter table)
 from mjbench.adapters.api import encode_image, parse_retry_after
@@ -282,3 +292,106 @@ def test_shipped_vlm_and_api_judges_load():
         assert cfg.name == name and cfg.family in ("api", "vlm")
         judge = create_judge(cfg)  # validates options, prompts and scales without loading anything
         assert judge.capabilities.concurrent == (cfg.family == "api")
+
+
+# -- images are checked before they cost a request ----------------------------------------------------
+
+def broken_png(name: str = "truncated.png") -> ImageRef:
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 40).convert("RGB").save(buf, "PNG")
+    data = buf.getvalue()
+    return ImageRef(data=data[: len(data) // 2], origin=name)  # the header is intact, the pixels are not
+
+
+@pytest.mark.parametrize("adapter", ["openai", "anthropic", "gemini"])
+def test_undecodable_image_is_an_error_and_costs_no_request(stub, adapter):
+    requests = [ScoreRequest(image=broken_png(), prompt="a cat", scale="1-10", perspective="quality"),
+                ScoreRequest(image=ImageRef(data=b"", origin="empty.png"), prompt="a cat", scale="1-10",
+                             perspective="quality")]
+    out = run(judge_config(stub, adapter), requests)
+    assert [r.status for r in out.values()] == ["error", "error"]
+    assert "cannot decode image truncated.png" in out[0].error and "empty.png" in out[1].error
+    assert out[0].attempts == 1 and stub.requests == []
+    pair_req = PairRequest(images=(png("red"), broken_png("b.png")), prompt="x", scale="1-10",
+                           perspective="quality")
+    pout = run(judge_config(stub, adapter, mode="pair"), [pair_req])
+    assert pout[0].status == "error" and "b.png" in pout[0].error and stub.requests == []
+
+
+def test_oversized_image_is_an_error_and_costs_no_request(stub, monkeypatch):
+    monkeypatch.setenv("MJBENCH_MAX_PIXELS", "1000")
+    out = run(judge_config(stub), [single("a red cube")])  # 48 x 32 = 1536 pixels
+    assert out[0].status == "error" and "red.png is 48x32" in out[0].error and "MJBENCH_MAX_PIXELS" in out[0].error
+    assert stub.requests == []
+
+
+# -- the key never leaves in a message or an answer -----------------------------------------------------
+
+@pytest.mark.parametrize("mode", LEAK_MODES)
+@pytest.mark.parametrize("adapter", ["openai", "anthropic", "gemini"])
+def test_echoed_key_is_masked_everywhere(stub, adapter, mode):
+    stub.responder = lambda request: leak(mode, request)
+    out = run(judge_config(stub, adapter), [single("x")])
+    text = repr(out[0])
+    assert stub.requests and sent_key(stub.requests[0]) == KEY
+    assert not [KEY[i:i + 8] for i in range(len(KEY) - 7) if KEY[i:i + 8] in text], text
+    assert "***" in text
+    if mode == "answer":
+        assert (out[0].status, out[0].score, out[0].raw_output) == ("ok", 7, "Using key ***.\nRATING: 7")
+    else:
+        assert out[0].status == "error"
+
+
+def test_the_resolved_key_variable_is_registered(stub, monkeypatch):
+    """The adapter registers its own key variable: masked even where the runner registered nothing."""
+    from mjbench.redact import redact
+
+    monkeypatch.setenv("ONLY_THE_ADAPTER_KNOWS", "zz-unshaped-secret-4242")
+    create_judge(judge_config(stub, api_key_env="ONLY_THE_ADAPTER_KNOWS"))
+    assert redact("echo zz-unshaped-secret-4242") == "echo ***"
+
+
+# -- stored answers are re-parsed by the current parser, with no request ---------------------------------
+
+def test_refresh_reparses_answers_of_an_older_parser(stub):
+    from mjbench.parsing import PARSER_VERSION
+
+    judge = create_judge(judge_config(stub, "openai"))
+    req = single("x")
+    # as parser 1 stored it: "0,85"-style cut short to 7, no parser version recorded
+    old = Response(status="ok", score=7.0, raw_output="Fine.\nRATING: 7,5", attempts=2, latency_s=1.5,
+                   input_tokens=900, output_tokens=40, cost_usd=0.002,
+                   extra={"finish_reason": "stop", "parse": "lenient", "retry_waits_s": [0.5]})
+    new = judge.refresh(req, old)
+    assert (new.status, new.score, new.error) == ("ok", 7.5, None)
+    assert (new.attempts, new.latency_s, new.input_tokens, new.output_tokens, new.cost_usd) == (2, 1.5, 900, 40,
+                                                                                              0.002)
+    assert new.extra == {"finish_reason": "stop", "retry_waits_s": [0.5], "parse": "strict",
+                         "parser": PARSER_VERSION}
+    assert judge.refresh(req, new) is new  # the current version: kept as it is
+    # an old parse error can become ok, and an old ok a parse error ("1,000" was read as 1)
+    cut = Response(status="parse_error", raw_output="The cube", error="no rating found",
+                   extra={"finish_reason": "length"})
+    assert "cut off at max_output_tokens" in judge.refresh(req, cut).error
+    thousand = judge.refresh(req, Response(status="ok", score=1.0, raw_output="RATING: 1,000"))
+    assert thousand.status == "parse_error" and "ambiguous number 1,000" in thousand.error
+    pjudge = create_judge(judge_config(stub, "openai", mode="pair"))
+    preq = pair("x")
+    swallowed = Response(status="parse_error", raw_output="I prefer Image B\nRATING A: 4\nRATING B: 8",
+                         error="rating A and the verdict are missing", extra={"parse": "lenient"})
+    fixed = pjudge.refresh(preq, swallowed)
+    assert (fixed.status, fixed.scores, fixed.verdict) == ("ok", (4, 8), None)
+    assert stub.requests == []  # nothing was asked
+
+
+def test_refresh_leaves_errors_and_provider_refusals(stub):
+    judge = create_judge(judge_config(stub, "openai"))
+    req = single("x")
+    provider = Response(status="refused", raw_output="RATING: 7", error="refused by the API (refusal)")
+    error_ = Response(status="error", error="openai HTTP 400: Image too large")
+    no_raw = Response(status="parse_error", error="empty output")
+    for stored in (provider, error_, no_raw):
+        assert judge.refresh(req, stored) is stored
+    parser_refusal = Response(status="refused", raw_output="I'm sorry, but I can't help.\nRATING: 3",
+                              error="judge refused ('I'm sorry, but')")  # a parse, so it is read again
+    assert (judge.refresh(req, parser_refusal).status, judge.refresh(req, parser_refusal).score) == ("ok", 3)

@@ -93,8 +93,15 @@ def test_sharpness_reports_broken_images_and_ignores_prompts(tmp_path):
     assert out[0].score == out[3].score
 
 
+def tiny(i: int) -> ImageRef:
+    """A distinct, decodable 2x2 PNG per i."""
+    from PIL import Image
+
+    return ImageRef(data=png(Image.new("RGB", (2, 2), (i % 256, i // 256 % 256, i // 65536))), origin=f"{i}.png")
+
+
 def test_random_is_deterministic_order_free_and_seeded():
-    refs = [ImageRef(data=f"image {i}".encode(), origin=f"{i}") for i in range(20)]
+    refs = [tiny(i) for i in range(20)]
     requests = [req(r, f"prompt {i % 3}") for i, r in enumerate(refs)]
     first = [r.score for r in judge("random", seed=7).score(requests)]
     again = [r.score for r in judge("random", seed=7).score(requests[::-1])][::-1]
@@ -108,8 +115,8 @@ def test_random_is_deterministic_order_free_and_seeded():
 def test_random_is_right_about_half_the_time():
     j = judge("random", seed=0)
     n = 2000
-    s0 = [r.score for r in j.score([req(ImageRef(data=b"a%d" % i), f"p{i}") for i in range(n)])]
-    s1 = [r.score for r in j.score([req(ImageRef(data=b"b%d" % i), f"p{i}") for i in range(n)])]
+    s0 = [r.score for r in j.score([req(tiny(i), f"p{i}") for i in range(n)])]
+    s1 = [r.score for r in j.score([req(tiny(n + i), f"p{i}") for i in range(n)])]
     wins = sum(a > b for a, b in zip(s0, s1, strict=True)) / n
     assert 0.45 < wins < 0.55
 
@@ -117,3 +124,48 @@ def test_random_is_right_about_half_the_time():
 def test_random_reports_unreadable_files(tmp_path):
     out = judge("random").score([req(ImageRef(path=tmp_path / "nowhere.png"))])
     assert out[0].status == "error" and "nowhere.png" in out[0].error
+
+
+def test_random_decodes_what_it_rates(tmp_path):
+    """A truncated or empty file is an error naming it, never a chance rating (it hashes fine)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    noise = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    whole = png(noise)
+    buf = io.BytesIO()
+    noise.save(buf, format="JPEG")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    refs = [ImageRef(data=whole[: len(whole) // 2], origin="truncated.png"), ImageRef(path=empty),
+            ImageRef(data=buf.getvalue()[:-200], origin="truncated.jpg"), ImageRef(data=whole, origin="whole.png")]
+    out = judge("random").score([req(r) for r in refs])
+    assert [r.status for r in out] == ["error", "error", "error", "ok"], [r.error for r in out]
+    for r, name in zip(out, ["truncated.png", "empty.png", "truncated.jpg"], strict=False):
+        assert name in r.error
+
+
+@pytest.mark.parametrize("adapter", ["sharpness", "brisque"])
+def test_heavy_scorers_work_on_a_bounded_copy_of_huge_images(adapter, monkeypatch):
+    """Above HEAVY_MAX_SIDE the score is that of the downscaled copy; at or below it, of the image itself.
+    (The bound is lowered to 128 px here so that the test needs no multi-megapixel PNG.)"""
+    pytest.importorskip("scipy")
+    if adapter == "brisque":
+        for module in ("brisque", "cv2", "skimage"):
+            pytest.importorskip(module)
+    from PIL import Image
+
+    from mjbench.adapters import heuristics
+
+    assert heuristics.HEAVY_MAX_SIDE == 2048
+    monkeypatch.setattr(heuristics, "HEAVY_MAX_SIDE", 128)
+    bounded = heuristics.bounded
+    rng = np.random.default_rng(2)
+    small = Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    big = small.resize((192, 144), Image.Resampling.BICUBIC)
+    assert bounded(small) is small and bounded(big).size == (128, 96)
+    j = judge(adapter)
+    got = j.score([req(ImageRef(data=png(big), origin="big.png")),
+                   req(ImageRef(data=png(bounded(big)), origin="bounded.png"))])
+    assert [r.status for r in got] == ["ok", "ok"]
+    assert got[0].score == pytest.approx(got[1].score, rel=1e-9)

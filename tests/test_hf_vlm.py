@@ -17,10 +17,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("torchvision")  # the Qwen processors need it
 
 import mjbench.adapters  # noqa: E402,F401  (registers the adapter table)
-from mjbench.adapters.base import PairRequest, ScoreRequest, create_judge  # noqa: E402
+from mjbench.adapters.base import PairRequest, Response, ScoreRequest, create_judge  # noqa: E402
 from mjbench.config import JudgeConfig  # noqa: E402
 from mjbench.errors import ConfigError  # noqa: E402
 from mjbench.images import ImageRef  # noqa: E402
+from mjbench.parsing import PARSER_VERSION  # noqa: E402
 
 CORPUS = ["RATING: 7", "RATING A: 3 RATING B: 9 BETTER: A TIE", "The image shows a red cube on a blue ball.",
           "You are an expert judge of images made by text-to-image models.", "Extremely Poor Poor Average Good"]
@@ -214,9 +215,28 @@ def test_unreadable_image_fails_only_its_request(models):
     judge = make_judge(models["llava"], "single")
     broken = ScoreRequest(image=ImageRef(data=b"not an image", origin="broken.png"), prompt="a cat", scale="1-10",
                           perspective="alignment")
-    bad, good = judge.score([broken, requests_for("single")[0]])
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 40).convert("RGB").save(buf, "PNG")
+    cut = ScoreRequest(image=ImageRef(data=buf.getvalue()[:600], origin="truncated.png"), prompt="a cat",
+                       scale="1-10", perspective="alignment")
+    bad, truncated, good = judge.score([broken, cut, requests_for("single")[0]])
     assert bad.status == "error" and "broken.png" in bad.error
+    assert truncated.status == "error" and "truncated.png: image file is truncated" in truncated.error
     assert good.status == "parse_error" and good.raw_output is not None
+    assert good.extra["parser"] == PARSER_VERSION
+
+
+def test_refresh_reparses_stored_answers_without_generating(models, monkeypatch):
+    """A stored answer read by an older parser is read again by the current one; the model is not called."""
+    judge = make_judge(models["llava"], "pair")
+    monkeypatch.setattr(judge, "_generate", lambda batch: pytest.fail("the model was asked"))
+    stored = Response(status="parse_error", raw_output="I prefer Image B\nRATING A: Good\nRATING B: Poor",
+                      error="rating A and the verdict are missing", input_tokens=300, output_tokens=12,
+                      latency_s=0.4, extra={"parse": "lenient"})  # as parser 1 read it (likert-5)
+    new = judge.refresh(requests_for("pair")[0], stored)
+    assert (new.status, new.scores, new.verdict, new.error) == ("ok", (4, 2), None, None)
+    assert new.extra == {"parse": "lenient", "parser": PARSER_VERSION}
+    assert (new.input_tokens, new.output_tokens, new.latency_s) == (300, 12, 0.4)
 
 
 def test_config_checks(models):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mjbench.parsing import parse_output, parse_pair, parse_single
+from mjbench.parsing import PARSER_VERSION, parse_output, parse_pair, parse_single, read_number
 from mjbench.scales import PROMPT_SCALES
 
 ANALYSIS = "The image shows a red cube resting on a blue ball. The cube's colour is right; the ball looks flat.\n\n"
@@ -40,6 +40,23 @@ SINGLE = [
     ("1-10", "I\u2019m sorry, but I can\u2019t help with that.", "refused", None, None, "refused"),
     ("1-10", "I cannot assist with rating this content.", "refused", None, None, "refused"),
     ("1-10", "I'm sorry, but the cube is missing.\nRATING: 2", "ok", 2, "strict", None),  # rated: not a refusal
+    # numbers are read whole or not at all: never their first digits
+    ("1-10", ANALYSIS + "RATING: 7,5", "ok", 7.5, "strict", None),  # a decimal comma
+    ("1-10", ANALYSIS + "Rating: 7,5/10", "ok", 7.5, "lenient", None),
+    ("1-10", ANALYSIS + "Rating: 8.5/10", "ok", 8.5, "lenient", None),
+    ("1-10", ANALYSIS + "RATING: 1,000", "parse_error", None, "strict", "ambiguous number 1,000"),
+    ("1-10", ANALYSIS + "Rating: 1,000 points", "parse_error", None, "lenient", "ambiguous number 1,000"),
+    ("1-10", ANALYSIS + "RATING: 1e1", "parse_error", None, "strict", "exponent notation (1e1)"),
+    ("1-10", ANALYSIS + "Score: 1E1 overall", "parse_error", None, "lenient", "exponent notation (1E1)"),
+    ("1-10", ANALYSIS + "RATING: 7.5.3", "parse_error", None, "strict", "unreadable number 7.5.3"),
+    ("1-10", ANALYSIS + "RATING: 1.000,5", "parse_error", None, "strict", "unreadable number 1.000,5"),
+    ("1-10", "Rating: 3D render, looks fine", "parse_error", None, None, "no rating found"),  # 3D is no rating
+    ("1-10", ANALYSIS + "RATING: 8, since the ball is flat", "ok", 8, "lenient", None),  # a comma, then words
+    ("1-10", "Rating: 8 or 9", "parse_error", None, "lenient", "ambiguous: two ratings (8 or 9)"),
+    ("1-10", "Rating: 7 to 8", "parse_error", None, "lenient", "a range (7 to 8)"),
+    ("1-10", "**Rating:**\n8", "ok", 8, "lenient", None),  # a value alone on the line after 'Rating:'
+    ("1-10", "Rating:\nThe cube is there, 2 balls. 8", "parse_error", None, None, "no rating found"),
+    ("1-5", "Taken on 12/05/2024, two cubes.", "parse_error", None, None, "no rating found"),  # a date
     # --- 1-5 ---
     ("1-5", ANALYSIS + "RATING: 4", "ok", 4, "strict", None),
     ("1-5", ANALYSIS + "Rating: 4 out of 5", "ok", 4, "lenient", None),
@@ -53,6 +70,8 @@ SINGLE = [
     ("0-1", ANALYSIS + "RATING: 1.0", "ok", 1, "strict", None),
     ("0-1", ANALYSIS + "RATING: 7", "parse_error", None, "strict", "rating 7 outside 0-1"),
     ("0-1", "**Score:** 0.3", "ok", 0.3, "lenient", None),
+    ("0-1", ANALYSIS + "RATING: 0,85", "ok", 0.85, "strict", None),  # was read as 0
+    ("0-1", ANALYSIS + "RATING: 0,850", "ok", 0.85, "strict", None),  # 0,xxx is no thousands separator
     # --- 0-100 ---
     ("0-100", ANALYSIS + "RATING: 85", "ok", 85, "strict", None),
     ("0-100", ANALYSIS + "RATING: 0", "ok", 0, "strict", None),
@@ -72,6 +91,8 @@ SINGLE = [
     ("likert-5", "The cube looks good but the ball is poor.", "parse_error", None, None, "no rating found"),
     ("likert-5", "Rating: Good\nFinal rating: Poor", "parse_error", None, "lenient", "ambiguous"),
     ("likert-5", "I'm sorry, but I can't help with that.", "refused", None, None, "refused"),
+    ("likert-5", "Rating: Good or Average", "parse_error", None, "lenient", "ambiguous: two ratings (Good or Average)"),
+    ("likert-5", "Rating: Good, and the ball is flat", "ok", 4, "lenient", None),
     ("likert-5", "", "parse_error", None, None, "empty output"),
     # --- likert-7 ---
     ("likert-7", ANALYSIS + "RATING: Above Average", "ok", 5, "strict", None),
@@ -80,6 +101,8 @@ SINGLE = [
     ("likert-7", ANALYSIS + "The overall rating is Above Average.", "ok", 5, "lenient", None),
     ("likert-7", ANALYSIS + "I would rate this image as Below Average", "ok", 3, "lenient", None),
     ("likert-7", ANALYSIS + "RATING: Excellent", "parse_error", None, None, "no rating found"),
+    ("likert-7", "Rating: Below Average to Average", "parse_error", None, "lenient", "ambiguous: two ratings"),
+    ("likert-7", "Rating: Above\nAverage", "parse_error", None, None, "no rating found"),  # words across lines
     # --- likert-10 ---
     ("likert-10", ANALYSIS + "RATING: Very Good", "ok", 8, "strict", None),
     ("likert-10", ANALYSIS + "RATING: Good", "ok", 7, "strict", None),
@@ -126,6 +149,22 @@ PAIR = [
     ("1-10", "Better: A\n...on second thought, Better: B", "parse_error", None, None, "lenient",
      "ambiguous: better given as A and B"),
     ("1-10", "RATING A: 8", "parse_error", None, None, "lenient", "rating B and the verdict are missing"),
+    # no pattern crosses a line break: "Image B" does not swallow the next line's "RATING A"
+    ("1-10", "...I prefer Image B\nRATING A: 4\nRATING B: 8", "ok", (4, 8), None, "lenient", None),
+    ("1-10", "Image A:\n7\nImage B:\n3", "ok", (7, 3), None, "lenient", None),
+    ("1-10", "BETTER: A and B", "parse_error", None, None, "lenient", "ambiguous: better given as 'BETTER: A and B'"),
+    ("1-10", "Better: A or B, hard to say", "parse_error", None, None, "lenient", "ambiguous: better given as"),
+    ("1-10", "BETTER: Image A / Image B", "parse_error", None, None, "lenient", "ambiguous: better given as"),
+    ("1-10", "Image A or Image B is better, I cannot tell.", "parse_error", None, None, "lenient", "ambiguous"),
+    ("1-10", "Neither Image A nor Image B is better.", "parse_error", None, None, "lenient", "ambiguous"),
+    ("1-10", "I don't think Image B is better.", "parse_error", None, None, "lenient", "a negated verdict"),
+    ("1-10", "Image B is better than Image A.", "ok", None, "1", "lenient", None),
+    ("1-10", "Better: A. Image A is better.", "ok", None, "0", "lenient", None),  # the same verdict twice
+    ("1-10", "RATING A: 7 or 8\nRATING B: 3\nBETTER: A", "parse_error", None, None, "lenient",
+     "image A: ambiguous: two ratings (7 or 8)"),
+    ("1-10", "RATING A: 7,5\nRATING B: 3\nBETTER: A", "ok", (7.5, 3), "0", "strict", None),
+    ("1-10", "RATING A: 1,000\nRATING B: 3\nBETTER: A", "parse_error", None, None, "strict",
+     "image A: ambiguous number 1,000"),
     ("1-10", "Both images are fine.", "parse_error", None, None, None, "no ratings or verdict found"),
     ("1-10", "I'm sorry, but I can't help with comparing these images.", "refused", None, None, None, "refused"),
     ("1-10", "", "parse_error", None, None, None, "empty output"),
@@ -162,8 +201,22 @@ def test_response_keeps_raw_output_and_how():
     text = ANALYSIS + "RATING: 9"
     r = parse_output(text, "single", "1-10").response(text, input_tokens=10)
     assert (r.status, r.score, r.raw_output, r.input_tokens, r.extra["parse"]) == ("ok", 9, text, 10, "strict")
+    assert r.extra["parser"] == PARSER_VERSION
     bad = parse_output("gibberish", "pair", "likert-5").response("gibberish")
     assert bad.status == "parse_error" and bad.raw_output == "gibberish" and "parse" not in bad.extra
+    assert bad.extra["parser"] == PARSER_VERSION  # a parse that found nothing is a parse too
+
+
+@pytest.mark.parametrize("token, value, why", [
+    ("7", 7, None), ("-1", -1, None), (".5", 0.5, None), ("7.5", 7.5, None), ("7,5", 7.5, None),
+    ("0,85", 0.85, None), ("0,850", 0.85, None), ("10,25", 10.25, None), ("1,0000", 1.0, None),
+    ("1,000", None, "ambiguous"), ("12,345", None, "ambiguous"), ("1,000,000", None, "more than one separator"),
+    ("1,000.5", None, "more than one separator"), ("1e1", None, "exponent"), ("2E-3", None, "exponent"),
+])
+def test_read_number(token, value, why):
+    got, message = read_number(token)
+    assert got == value
+    assert (message is None) if why is None else (why in message)
 
 
 # -- the packaged prompts ask for exactly what the parser reads ------------------------------------------

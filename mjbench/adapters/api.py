@@ -6,7 +6,11 @@ translate: concurrency, pacing, time-outs and retries are `mjbench.policy`'s. Th
 server's Retry-After), and return an `error` Response naming the HTTP status and the server's message for
 other failures. The API key is read from the environment variable named by `api_key_env` (by default
 the provider's usual one when no `base_url` is set; a self-hosted `base_url` server needs none unless
-`api_key_env` is given) and never appears in a message.
+`api_key_env` is given) and registered with `mjbench.redact`: every message and raw output this adapter returns
+went through `redact` (the full text first, shortened after), so the key never appears in one.
+
+Every image is decoded in full (and downscaled) before a request is sent: a truncated, corrupt or oversized
+file becomes an `error` Response naming it, and costs no request.
 
 Options (`options:` in the judge YAML): `max_image_side` (images are downscaled to this longest side;
 an image already small enough and in PNG or JPEG is sent byte for byte), `image_format` (png or jpeg,
@@ -34,18 +38,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mjbench.adapters.base import (
     ADAPTERS,
+    PROVIDER_REFUSAL,
     Capabilities,
-    Judge,
     PairRequest,
     Response,
     ScoreRequest,
+    TextJudge,
     TransientError,
 )
 from mjbench.config import JudgeConfig
-from mjbench.errors import ConfigError
+from mjbench.errors import ConfigError, ItemError
 from mjbench.images import ImageRef
-from mjbench.parsing import parse_output
 from mjbench.prompts import PromptBook
+from mjbench.redact import redact, redact_response, register_secret_env
 
 if TYPE_CHECKING:
     import httpx
@@ -82,20 +87,12 @@ class Reply:
 
 
 def encode_image(ref: ImageRef, max_side: int, fmt: str = "png") -> tuple[str, str]:
-    """(mime type, base64) of an image no longer than `max_side` on its longest side."""
-    from PIL import Image
-
-    data = ref.read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            original, size = im.format, im.size
-    except Exception:  # undecodable: `load` below raises the ItemError that names the image
-        original, size = None, (0, 0)
-    if original in ("PNG", "JPEG") and 0 < max(size) <= max_side:
-        return f"image/{original.lower()}", base64.b64encode(data).decode("ascii")
-    img = ref.load()
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    """(mime type, base64) of an image no longer than `max_side` on its longest side. The image is decoded in
+    full first, even where its own bytes are sent: a truncated or corrupt file raises ItemError naming it."""
+    img = ref.load(max_side)
+    original, size = ref.header()
+    if original in ("PNG", "JPEG") and img.size == size:
+        return f"image/{original.lower()}", base64.b64encode(ref.read_bytes()).decode("ascii")
     buf = io.BytesIO()
     img.save(buf, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
     return f"image/{fmt}", base64.b64encode(buf.getvalue()).decode("ascii")
@@ -125,21 +122,27 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
+def _quote(text: str, limit: int) -> str:
+    """Server text for a message: redacted in full first (a key cut in half by the limit would survive the
+    masking), then whitespace-collapsed and shortened."""
+    return " ".join(redact(text).split())[:limit]
+
+
 def _server_message(response: httpx.Response) -> str:
     """The error message a server put in its body (all three providers use `error.message`)."""
     try:
         data = response.json()
     except ValueError:
-        return " ".join(response.text.split())[:300] or response.reason_phrase
+        return _quote(response.text, 300) or response.reason_phrase
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict) and err.get("message"):
-        return " ".join(str(err["message"]).split())[:300]
+        return _quote(str(err["message"]), 300)
     if isinstance(err, str):
-        return err[:300]
-    return " ".join(response.text.split())[:300]
+        return _quote(err, 300)
+    return _quote(response.text, 300)
 
 
-class _APIJudge(Judge):
+class _APIJudge(TextJudge):
     capabilities: ClassVar[Capabilities] = Capabilities(
         modes=("single", "pair"), batchable=False, concurrent=True, needs_network=True, deterministic=False,
         uses_perspective=True,
@@ -154,6 +157,7 @@ class _APIJudge(Judge):
         if not config.model:
             raise ConfigError(f"{config.path or config.name}: model: adapter {config.adapter!r} needs a model id")
         self.prompts = PromptBook(config)
+        register_secret_env(self.key_env(config))
         self.base_url = (config.base_url or self.default_base_url).rstrip("/")
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
@@ -183,10 +187,6 @@ class _APIJudge(Judge):
         if env and not key:
             raise ConfigError(f"judge {self.config.name}: set {env} (the API key)")
         return key
-
-    def _redact(self, text: str) -> str:
-        key = self._key() if self.key_env(self.config) else None
-        return text.replace(key, "***") if key else text
 
     # -- HTTP -------------------------------------------------------------------------------------------
     def _client(self) -> httpx.AsyncClient:
@@ -221,19 +221,19 @@ class _APIJudge(Judge):
         except httpx.TimeoutException as exc:
             raise TransientError(f"{self.provider}: request timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise TransientError(f"{self.provider}: connection failed ({self._redact(str(exc)) or type(exc).__name__})"
+            raise TransientError(f"{self.provider}: connection failed ({_quote(str(exc), 300) or type(exc).__name__})"
                                  ) from None
         if r.status_code in RETRY_STATUS or r.status_code >= 500:
-            raise TransientError(f"{self.provider} HTTP {r.status_code}: {self._redact(_server_message(r))}",
+            raise TransientError(f"{self.provider} HTTP {r.status_code}: {_server_message(r)}",
                                  retry_after=parse_retry_after(r.headers))
         if r.status_code >= 400:
-            raise _HTTPError(f"{self.provider} HTTP {r.status_code}: {self._redact(_server_message(r))}")
+            raise _HTTPError(f"{self.provider} HTTP {r.status_code}: {_server_message(r)}")
         try:
             data = r.json()
         except ValueError:
-            raise _HTTPError(f"{self.provider}: the response is not JSON ({r.text[:100]!r})") from None
+            raise _HTTPError(f"{self.provider}: the response is not JSON ({_quote(r.text, 100)!r})") from None
         if not isinstance(data, dict):
-            raise _HTTPError(f"{self.provider}: unexpected response {str(data)[:100]!r}")
+            raise _HTTPError(f"{self.provider}: unexpected response {_quote(str(data), 100)!r}")
         return data
 
     # -- judging ----------------------------------------------------------------------------------------
@@ -244,10 +244,16 @@ class _APIJudge(Judge):
         return await self._ask(request)
 
     async def _ask(self, request: ScoreRequest | PairRequest) -> Response:
+        return redact_response(await self._answer(request))
+
+    async def _answer(self, request: ScoreRequest | PairRequest) -> Response:
         images, text, mode = self.prompts.for_request(request)
         opts = self.options
-        encoded = [await asyncio.to_thread(encode_image, ref, opts.max_image_side, opts.image_format)
-                   for ref in images]
+        try:
+            encoded = [await asyncio.to_thread(encode_image, ref, opts.max_image_side, opts.image_format)
+                       for ref in images]
+        except ItemError as exc:  # a broken image costs no request
+            return Response.failure(str(exc))
         url, body, headers = self.build(encoded, text)
         t0 = time.monotonic()
         try:
@@ -260,15 +266,20 @@ class _APIJudge(Judge):
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             return Response.failure(f"{self.provider}: unexpected response shape ({type(exc).__name__}: {exc})",
                                     latency_s=latency)
-        usage = {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
-                 "cost_usd": self.cost(reply.input_tokens, reply.output_tokens), "latency_s": latency,
-                 "extra": {"finish_reason": reply.finish} if reply.finish else {}}
-        if reply.refused is not None:
-            return Response(status="refused", raw_output=reply.text, error=f"refused by the API ({reply.refused})",
-                            **usage)
-        parsed = parse_output(reply.text, mode, request.scale)
-        response = parsed.response(reply.text, **usage)
-        if response.status == "parse_error" and reply.finish in ("length", "max_tokens", "MAX_TOKENS"):
+        extra = {"finish_reason": reply.finish} if reply.finish else {}
+        response = (
+            Response(status="refused", raw_output=reply.text, error=f"{PROVIDER_REFUSAL} ({reply.refused})",
+                     extra=extra)
+            if reply.refused is not None else self.parse_answer(reply.text, mode, request.scale, extra)
+        )
+        response.input_tokens, response.output_tokens = reply.input_tokens, reply.output_tokens
+        response.cost_usd, response.latency_s = self.cost(reply.input_tokens, reply.output_tokens), latency
+        return response
+
+    def parse_answer(self, raw: str | None, mode: str, scale: str, extra: dict[str, Any]) -> Response:
+        """Also says when an unreadable answer was cut off by the output limit."""
+        response = super().parse_answer(raw, mode, scale, extra)
+        if response.status == "parse_error" and extra.get("finish_reason") in ("length", "max_tokens", "MAX_TOKENS"):
             response.error = f"{response.error} (the answer was cut off at max_output_tokens)"
         return response
 

@@ -11,10 +11,14 @@ never decide concurrency: the runner owns those policies. Two request kinds exis
 Local models implement the batch methods `score` / `compare`. Network judges set
 `capabilities.concurrent` and implement `ascore` / `acompare`, raising `TransientError` for what
 is worth retrying (429, 5xx, time-outs); the runner's policy retries, paces and counts attempts.
+
+Judges that answer in free text derive from `TextJudge`: their answers are read by `mjbench.parsing`, and
+`refresh` re-reads a stored raw answer when a newer parser version exists (no request is sent).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from mjbench.config import JudgeConfig, _format_validation
 from mjbench.errors import ConfigError, ItemError
 from mjbench.images import ImageRef
+from mjbench.parsing import PARSER_VERSION, parse_output
 from mjbench.registry import Registry
 from mjbench.responses import (  # noqa: F401  (re-exported: adapters import them from here)
     STATUSES,
@@ -132,13 +137,45 @@ class Judge:
         raise NotImplementedError
 
 
-def load_images(images: Sequence[ImageRef]) -> tuple[list[Any], list[str | None]]:
-    """Decode images; a broken one yields None and its error message instead of failing the batch."""
+#: how API judges begin the error of a refusal flagged by the provider (not by reading the text); `refresh`
+#: leaves those alone, since no parse made them
+PROVIDER_REFUSAL = "refused by the API"
+
+
+class TextJudge(Judge):
+    """A judge that answers in free text read by `mjbench.parsing` (API and transformers VLMs). Its parses
+    carry `extra["parser"]`, so a stored answer read by an older parser is re-read on the way out of the store
+    without asking the judge again."""
+
+    def parse_answer(self, raw: str | None, mode: str, scale: str, extra: dict[str, Any]) -> Response:
+        """The Response for one raw answer (status, scores, verdict, error; `extra` holds what the judge reported
+        beside the text, e.g. `finish_reason`). Usage fields are the caller's."""
+        return parse_output(raw, mode, scale).response(raw, extra=dict(extra))
+
+    def refresh(self, request: ScoreRequest | PairRequest, stored: Response) -> Response:
+        """Re-parse the stored raw output when another parser version read it; usage, latency, cost and
+        attempts stay as stored. Errors (no answer) and provider-flagged refusals are not parses: kept as stored."""
+        if stored.extra.get("parser") == PARSER_VERSION or stored.raw_output is None or stored.status == "error":
+            return stored
+        if stored.status == "refused" and (stored.error or "").startswith(PROVIDER_REFUSAL):
+            return stored
+        mode = "pair" if isinstance(request, PairRequest) else "single"
+        beside = {k: v for k, v in stored.extra.items() if k not in ("parse", "parser")}
+        fresh = self.parse_answer(stored.raw_output, mode, request.scale, beside)
+        return dataclasses.replace(
+            stored, status=fresh.status, score=fresh.score, scores=fresh.scores, verdict=fresh.verdict,
+            error=fresh.error, extra=fresh.extra,
+        )
+
+
+def load_images(images: Sequence[ImageRef], max_side: int | None = None) -> tuple[list[Any], list[str | None]]:
+    """Decode images (no longer than `max_side`, see `ImageRef.load`); a broken one yields None and its error
+    message instead of failing the batch."""
     out: list[Any] = []
     errors: list[str | None] = []
     for ref in images:
         try:
-            out.append(ref.load())
+            out.append(ref.load(max_side))
             errors.append(None)
         except ItemError as exc:
             out.append(None)

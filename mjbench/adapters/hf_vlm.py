@@ -3,8 +3,8 @@ template, greedy decoding, batched generation with left padding.
 
 Each request becomes one user message: its image(s) first (pair mode: Image A, then Image B), then the
 prompt text from `mjbench.prompts`. The answer is parsed by `mjbench.parsing`; the raw text is kept.
-Options (`options:` in the judge YAML): `max_new_tokens`, `image_max_side` (downscale before the
-processor), `multi_image` (false for models that cannot take two images in one prompt: pair mode is then
+Options (`options:` in the judge YAML): `max_new_tokens`, `image_max_side` (decoded no larger than this, see
+`ImageRef.load`, before the processor), `multi_image` (false for models that cannot take two images in one prompt: pair mode is then
 refused), `system_prompt`, `attn_implementation`, `processor_kwargs` (passed to
 `AutoProcessor.from_pretrained`, e.g. Qwen's `min_pixels`/`max_pixels`). `generation:` holds extra
 `generate()` arguments; decoding is greedy unless it says otherwise. `device` auto picks CUDA, then MPS,
@@ -25,15 +25,14 @@ from mjbench.adapters._scoring import hub_offline, resolve_device, resolve_dtype
 from mjbench.adapters.base import (
     ADAPTERS,
     Capabilities,
-    Judge,
     PairRequest,
     Response,
     ScoreRequest,
+    TextJudge,
     load_images,
 )
 from mjbench.config import JudgeConfig
 from mjbench.errors import ConfigError, MjbenchError
-from mjbench.parsing import parse_output
 from mjbench.prompts import PromptBook
 
 
@@ -49,7 +48,7 @@ class HFVLMOptions(BaseModel):
 
 
 @ADAPTERS.register("hf_vlm")
-class HFVLMJudge(Judge):
+class HFVLMJudge(TextJudge):
     capabilities: ClassVar[Capabilities] = Capabilities(modes=("single", "pair"), needs_gpu=True, needs_network=True,
                                                         uses_perspective=True)
     Options: ClassVar[type[BaseModel]] = HFVLMOptions
@@ -124,30 +123,22 @@ class HFVLMJudge(Judge):
         jobs: list[tuple[int, list[Any], str, str, str]] = []  # index, images, text, mode, scale
         for i, req in enumerate(requests):
             refs, text, mode = self.prompts.for_request(req)
-            images, errors = load_images(refs)
+            images, errors = load_images(refs, self.options.image_max_side)
             bad = [e for e in errors if e]
             if bad:
                 out[i] = Response.failure(bad[0])
                 continue
-            jobs.append((i, [self._resize(im) for im in images], text, mode, req.scale))
+            jobs.append((i, images, text, mode, req.scale))
         if jobs:
             for (i, _, _, mode, scale), result in zip(jobs, self._generate_safely(jobs), strict=True):
                 if isinstance(result, Response):
                     out[i] = result
                 else:
                     raw, n_in, n_out, latency = result
-                    out[i] = parse_output(raw, mode, scale).response(
-                        raw, input_tokens=n_in, output_tokens=n_out, latency_s=latency)
+                    response = self.parse_answer(raw, mode, scale, {})
+                    response.input_tokens, response.output_tokens, response.latency_s = n_in, n_out, latency
+                    out[i] = response
         return [r if r is not None else Response.failure("no response") for r in out]
-
-    def _resize(self, image: Any) -> Any:
-        side = self.options.image_max_side
-        if side and max(image.size) > side:
-            from PIL import Image
-
-            image = image.copy()
-            image.thumbnail((side, side), Image.Resampling.LANCZOS)
-        return image
 
     def _generate_safely(self, jobs: list[tuple[int, list[Any], str, str, str]]) -> list[Any]:
         """Generate for a batch; on out-of-memory, split it in halves down to single requests."""
