@@ -395,3 +395,16 @@ def test_refresh_leaves_errors_and_provider_refusals(stub):
     parser_refusal = Response(status="refused", raw_output="I'm sorry, but I can't help.\nRATING: 3",
                               error="judge refused ('I'm sorry, but')")  # a parse, so it is read again
     assert (judge.refresh(req, parser_refusal).status, judge.refresh(req, parser_refusal).score) == ("ok", 3)
+
+
+def test_a_key_in_options_headers_is_refused_with_the_field_named():
+    """Options are part of the identity written to run.json: a key there would be published."""
+    from mjbench.adapters.base import create_judge
+    from mjbench.config import JudgeConfig
+    from mjbench.errors import ConfigError
+
+    cfg = JudgeConfig(name="leaky", adapter="openai", model="m", base_url="http://127.0.0.1:9", scales=["1-10"],
+                      options={"headers": {"Authorization": "Bearer sk-abcdefgh12345678", "X-Trace": "1"}})
+    with pytest.raises(ConfigError, match=r"options\.headers.*Authorization carries a key.*api_key_env"):
+        create_judge(cfg)
+    create_judge(cfg.model_copy(update={"options": {"headers": {"X-Trace": "1"}}}))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mjbench.adapters.base import (
     ADAPTERS,
@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 RETRY_STATUS = {408, 429}
 
 
+#: request headers that carry credentials; never accepted in a judge YAML's `options.headers`
+_SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"}
+
+
 class APIOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +72,17 @@ class APIOptions(BaseModel):
     max_output_tokens: int = Field(default=1024, ge=1)
     system_prompt: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        """Options are part of the judge's identity (run.json, the store): a key written here would be
+        published with the results. Keys come from the environment variable named by `api_key_env`."""
+        secret = sorted(name for name in v if name.strip().lower() in _SECRET_HEADERS)
+        if secret:
+            raise ValueError(f"{', '.join(secret)} carries a key; name its environment variable in api_key_env "
+                             "instead (options are written to run.json)")
+        return v
 
 
 class OpenAIOptions(APIOptions):
