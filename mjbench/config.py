@@ -60,6 +60,14 @@ class TaskConfig(_Config):
             raise ValueError(f"unknown perspective {v!r}; expected one of {', '.join(PERSPECTIVES)}")
         return v
 
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _label_map_text(cls, v: Any) -> Any:
+        """YAML reads `{2: tie}` and `{"1": 0}` with numbers; labels are matched as text."""
+        if isinstance(v, dict):
+            return {str(k): str(x) for k, x in v.items()}
+        return v
+
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, v: Any) -> str:

@@ -8,32 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mjbench import PERSPECTIVES
 from mjbench.images import ImageRef
-
-Label = Literal["0", "1", "tie"]
-
-
-def normalise_label(value: Any) -> str | None:
-    """Map the many spellings of a preference label to "0", "1", "tie" or None (unknown)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"label {value!r} is ambiguous; use 0, 1 or tie")
-    if isinstance(value, (int, float)):
-        if value in (0, 1):
-            return str(int(value))
-        raise ValueError(f"label {value!r} is not 0, 1 or tie")
-    text = str(value).strip().lower()
-    if text in ("0", "0.0", "image0", "image_0"):
-        return "0"
-    if text in ("1", "1.0", "image1", "image_1"):
-        return "1"
-    if text in ("tie", "2", "equal", "0.5", "draw"):
-        return "tie"
-    if text in ("", "none", "null", "nan"):
-        return None
-    raise ValueError(f"label {value!r} is not 0, 1 or tie")
+from mjbench.labels import Label, gold_label
 
 
 class _Item(BaseModel):
@@ -65,7 +40,7 @@ class PairItem(_Item):
     @field_validator("label", mode="before")
     @classmethod
     def _label(cls, v: Any) -> str | None:
-        return normalise_label(v)
+        return gold_label(v)
 
     @property
     def images(self) -> tuple[ImageRef, ImageRef]:

@@ -14,7 +14,7 @@ from mjbench.catalog import Catalog
 from mjbench.config import JudgeConfig, load_judge_file
 from mjbench.errors import ConfigError, DataError, ItemError, UnknownNameError
 from mjbench.images import ImageRef
-from mjbench.items import BiasItem, PairItem, normalise_label
+from mjbench.items import BiasItem, PairItem
 from mjbench.records import Record, read_records, write_records
 from mjbench.registry import Registry
 from mjbench.store import ResultStore, content_key
@@ -69,13 +69,6 @@ def test_image_ref_errors_name_the_file(tmp_path: Path):
         ImageRef(bad).load()
 
 
-@pytest.mark.parametrize(
-    "raw,expected", [(0, "0"), (1, "1"), ("1", "1"), (1.0, "1"), ("tie", "tie"), (None, None), ("image0", "0")]
-)
-def test_label_normalisation(raw, expected):
-    assert normalise_label(raw) == expected
-
-
 def test_items_validate_perspective_and_label():
     ref = ImageRef(data=png_bytes())
     item = PairItem(item_id="a", prompt="p", image0=ref, image1=ref, label=1, perspective="quality",
@@ -83,8 +76,10 @@ def test_items_validate_perspective_and_label():
     assert item.label == "1"
     with pytest.raises(ValueError, match="unknown perspective"):
         PairItem(item_id="a", prompt="p", image0=ref, image1=ref, label=0, perspective="beauty", subcategory="x")
-    with pytest.raises(ValueError, match="not 0, 1 or tie"):
-        PairItem(item_id="a", prompt="p", image0=ref, image1=ref, label=7, perspective="quality", subcategory="x")
+    for bad in (7, "2", "0.5", "equal"):  # "2", "0.5" and "equal" once became silent ties
+        with pytest.raises(ValueError, match=f"label {bad!r} is not 0, 1 or tie"):
+            PairItem(item_id="a", prompt="p", image0=ref, image1=ref, label=bad, perspective="quality",
+                     subcategory="x")
     bias = BiasItem(item_id="b", prompt="a doctor", image=ref, group="doctor", demographic="female",
                     axes=["gender"], subcategory="occupation")
     assert bias.perspective == "bias" and bias.images == (ref,)

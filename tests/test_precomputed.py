@@ -129,3 +129,26 @@ def test_identity_follows_the_file_content(tmp_path):
     after = judge(path=path).identity()
     assert before["file_sha256"] != after["file_sha256"]
     assert judge(path=path).capabilities.keyed_by_item
+
+
+def test_undocumented_verdicts_are_errors_not_ties(tmp_path):
+    # "2", "0.5" and "equal" used to become silent ties
+    rows = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "verdict": ["2", "0.5", "equal", "image_0"]})
+    path = tmp_path / "verdicts.jsonl"
+    write(rows, path)
+    out = judge("pair", path=path).compare([preq("a"), preq("b"), preq("c"), preq("d")])
+    assert [r.status for r in out] == ["error", "error", "error", "ok"]
+    assert out[0].error == f"{path}: item a: verdict '2' is not 0, 1 or tie"
+    assert "verdict 'equal'" in out[2].error and out[3].verdict == "0"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_scores_are_read_exactly(tmp_path, suffix):
+    import random
+
+    rng = random.Random(3)
+    values = [rng.random() * 10 ** rng.randint(-6, 6) for _ in range(300)]
+    path = tmp_path / f"scores{suffix}"
+    write(pd.DataFrame({"item_id": [f"i{k}" for k in range(300)], "image_index": 0, "score": values}), path)
+    out = judge(path=path).score([sreq(f"i{k}", 0) for k in range(300)])
+    assert [r.score for r in out] == values  # pandas 2's default CSV parser changed some last digits

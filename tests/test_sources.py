@@ -371,7 +371,8 @@ def test_pair_items_are_pair_items(tmp_path: Path, image_dir: Path) -> None:
                                                   "image1": "images/1.png", "label": 0, "item_id": 7}]))
     result = load_task(task(tmp_path, source={"type": "table", "path": "d.json"}))
     assert len(result.items) == 1 and isinstance(result.items[0], PairItem) and result.items[0].item_id == "7"
-    assert "duplicate item_id '7'" in result.problems[0]
+    assert "item 7 (" in result.problems[0] and "row 2): duplicate item_id" in result.problems[0]
+    assert result.dropped == {"duplicate item_id; the later row is left out": 1}
 
 
 def test_subcategory_from_an_info_key(tmp_path: Path, image_dir: Path) -> None:
@@ -387,3 +388,106 @@ def test_subcategory_from_an_info_key(tmp_path: Path, image_dir: Path) -> None:
     assert [it.subcategory for it in result.items] == ["count", "motion"]
     assert result.items[0].meta["info"] == {"subcategory": "Count", "model": "m"}
     assert len(result.problems) == 1 and "item t-2" in result.problems[0] and "subcategory.default" in result.problems[0]
+
+
+# --- strict labels, dropped rows, image paths ------------------------------------------------------
+
+def test_csv_coded_0_1_2_drops_and_counts_the_2s(tmp_path: Path, image_dir: Path) -> None:
+    # a CSV coded 0/1/2 silently lost every "2" item (a tie) and reported "0 item problems"
+    lines = [f"p{i},images/0.png,images/1.png,{code}\n" for i, code in enumerate([0, 1, 2, 2, "2.0"])]
+    (tmp_path / "d.csv").write_text("prompt,image0,image1,label\n" + "".join(lines), encoding="utf-8")
+    result = load_task(task(tmp_path, source={"type": "table", "path": "d.csv"}))
+    assert [it.label for it in result.items] == ["0", "1"]
+    assert result.dropped == {"label '2' is not 0, 1 or tie": 2, "label '2.0' is not 0, 1 or tie": 1}
+    assert len(result.problems) == 3
+    assert result.problems[0].endswith(f"item t-2 ({tmp_path / 'd.csv'} row 3): label '2' is not 0, 1 or tie")
+    # the task says what 2 means: every spelling of 2 matches the key "2"
+    mapped = load_task(task(tmp_path, "m", source={"type": "table", "path": "d.csv"}, label_map={"2": "tie"}))
+    assert [it.label for it in mapped.items] == ["0", "1", "tie", "tie", "tie"]
+    assert mapped.problems == [] and mapped.dropped == {}
+
+
+def test_undocumented_label_spellings_are_item_problems(tmp_path: Path, image_dir: Path) -> None:
+    labels = [0.5, "0.5", "equal", "draw", True, "both", 2, "image1", None]
+    rows = [{"prompt": "p", "image0": "images/0.png", "image1": "images/1.png", "label": v} for v in labels]
+    (tmp_path / "d.jsonl").write_text("\n".join(map(json.dumps, rows)), encoding="utf-8")
+    result = load_task(task(tmp_path, source={"type": "table", "path": "d.jsonl"}), limit=1)
+    assert [it.item_id for it in result.items] == ["t-7"]
+    assert result.dropped == {
+        "label 0.5 is not 0, 1 or tie": 1, "label '0.5' is not 0, 1 or tie": 1,
+        "label 'equal' is not 0, 1 or tie": 1, "label 'draw' is not 0, 1 or tie": 1,
+        "label True is ambiguous; use 0, 1 or tie": 1, "label 'both' is not 0, 1 or tie": 1,
+        "label 2 is not 0, 1 or tie": 1, "no label (column 'label' is empty)": 1,
+    }
+    assert sum(result.dropped.values()) == len(result.problems) == 8
+    assert "row 3): label 'equal'" in result.problems[2]
+
+
+def test_parquet_label_2_is_an_item_problem(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = _pair_columns(4)
+    cols["label"] = [0, 2, 1, 2]
+    pq.write_table(pa.table(cols), tmp_path / "q.parquet")
+    result = load_task(task(tmp_path, source={"type": "parquet", "path": "q.parquet"}))
+    assert [it.label for it in result.items] == ["0", "1"]
+    assert result.dropped == {"label 2 is not 0, 1 or tie": 2}
+    assert "q.parquet row 2): label 2 is not 0, 1 or tie" in result.problems[0]
+
+
+def test_image_paths_must_stay_in_the_data_folder(tmp_path: Path, image_dir: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.png").write_bytes(png((1, 2, 3)))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png((7, 7, 7)))
+    rows = [{"item_id": "ok", "prompt": "p", "image0": "in.png", "image1": "sub/../in.png", "label": 0},
+            {"item_id": "up", "prompt": "p", "image0": "in.png", "image1": "../secret.png", "label": 0},
+            {"item_id": "abs", "prompt": "p", "image0": str(secret), "image1": "in.png", "label": 0},
+            {"item_id": "deep", "prompt": "p", "image0": "in.png", "image1": "../../../../etc/passwd",
+             "label": 0},
+            {"item_id": "abs-in", "prompt": "p", "image0": str(data / "in.png"), "image1": "in.png",
+             "label": 1}]
+    (data / "d.jsonl").write_text("\n".join(map(json.dumps, rows)), encoding="utf-8")
+    result = load_task(task(tmp_path, source={"type": "table", "path": "data/d.jsonl"}))
+    assert [it.item_id for it in result.items] == ["ok", "abs-in"]
+    why = "image path outside the data folder (set source.allow_outside_paths: true to allow)"
+    assert result.dropped == {why: 3}
+    assert "item up (" in result.problems[0] and "image path '../secret.png' leaves" in result.problems[0]
+    assert "allow_outside_paths" in result.problems[0]
+
+    allowed = load_task(task(tmp_path, "a", source={"type": "table", "path": "data/d.jsonl",
+                                                    "allow_outside_paths": True}))
+    assert [it.item_id for it in allowed.items] == ["ok", "up", "abs", "deep", "abs-in"]
+    assert allowed.items[1].image1.load().getpixel((0, 0)) == (7, 7, 7)
+
+
+def test_parquet_path_cells_outside_the_folder_are_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "outside.png").write_bytes(png((5, 5, 5)))
+    data = tmp_path / "data"
+    data.mkdir()
+    cols = _pair_columns(1)
+    cols["image1"] = [{"bytes": None, "path": "../outside.png"}]
+    pq.write_table(pa.table(cols), data / "q.parquet")
+    item = load_task(task(tmp_path, source={"type": "parquet", "path": "data/q.parquet"})).items[0]
+    with pytest.raises(ItemError, match=r"image path '\.\./outside\.png' leaves"):
+        item.image1.load()
+    item = load_task(task(tmp_path, "a", source={"type": "parquet", "path": "data/q.parquet",
+                                                 "allow_outside_paths": True})).items[0]
+    assert item.image1.load().getpixel((0, 0)) == (5, 5, 5)
+
+
+def test_label_map_written_with_yaml_numbers(tmp_path: Path, image_dir: Path) -> None:
+    """`label_map: {2: tie, 1: 0}` in plain YAML has number keys and values; they match as text."""
+    (tmp_path / "d.csv").write_text("prompt,image0,image1,label\np,images/0.png,images/1.png,2\n"
+                                    "q,images/0.png,images/1.png,1\n", encoding="utf-8")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "y.yaml").write_text(
+        "name: y\nperspective: alignment\nsource: {type: table, path: ../d.csv}\nlabel_map: {2: tie, 1: 0}\n",
+        encoding="utf-8")
+    result = load_task(load_task_file(tmp_path / "tasks" / "y.yaml"))
+    assert [it.label for it in result.items] == ["tie", "0"] and result.problems == []

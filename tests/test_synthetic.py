@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mjbench import PERSPECTIVES, synthetic
+from mjbench import PERSPECTIVES
 from mjbench.items import BiasItem, PairItem
+from mjbench.sources import synthetic
 
 
 def digests(items) -> list[tuple[str, str]]:

@@ -5,7 +5,8 @@ Single mode, two layouts (option `layout`, `auto` picks by the columns present):
   bias item) and `score`;
 - wide: one row per item, columns `item_id`, `score_0` and `score_1` (MJ-Bench's result files and
   mjbench's own records have this shape; bias items use `score_0`).
-Pair mode: one row per item with `verdict` ("0", "1", "tie"; MJ-Bench spellings such as `image0` too) and/or
+Pair mode: one row per item with `verdict` ("0", "1", "tie", spelled as gold labels are: see `mjbench.labels`;
+anything else, such as "2" or "equal", is an error response naming the value) and/or
 the wide score columns, always in the item's own order: the adapter maps them to the order shown.
 
 Column names are options; `task_column` / `scale_column` add the task or scale to the key, and `filters`
@@ -28,8 +29,8 @@ from mjbench.adapters._scoring import local_path, where
 from mjbench.adapters.base import Capabilities, Judge, PairRequest, Response, ScoreRequest
 from mjbench.config import JudgeConfig
 from mjbench.errors import DataError
-from mjbench.items import normalise_label
-from mjbench.sources.table import read_jsonl
+from mjbench.labels import gold_label
+from mjbench.records import read_jsonl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,12 +110,13 @@ class PrecomputedJudge(Judge):
         fmt = o.format if o.format != "auto" else _FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise DataError(f"{self.path}: cannot tell the format from the suffix; set options.format")
-        text_columns = [c for c in (o.item_column, o.task_column, o.scale_column) if c]
         try:
             if fmt == "jsonl":
-                df = pd.DataFrame(read_jsonl(self.path))
+                df = pd.DataFrame(read_jsonl(self.path), dtype=object)  # values as the json module read them
             elif fmt == "csv":
-                df = pd.read_csv(self.path, dtype={c: str for c in text_columns})
+                # every cell as text, scores then parsed by `float`: exact under every pandas version
+                # (pandas 2's default parser may change the last digit of a score)
+                df = pd.read_csv(self.path, dtype=str)
             else:
                 df = pd.read_parquet(self.path)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -199,7 +201,7 @@ class PrecomputedJudge(Judge):
         table: dict[Hashable, Any] = {}
         for key, verdict, a, b in zip(self._keys(df), verdicts, s0, s1, strict=True):
             try:
-                label = normalise_label(verdict)
+                label = gold_label(verdict, what="verdict")
             except ValueError as exc:
                 label = f"error: {exc}"
             scores = None if _empty(a) or _empty(b) else (self._number(a, key), self._number(b, key))

@@ -3,8 +3,10 @@
 A source reads rows from somewhere (a hub dataset, a Parquet file, a JSONL/CSV file with an image
 folder, the embedded synthetic generator) and maps them to `PairItem` / `BiasItem` through the task's
 column mapping. A problem with one row (a bad label, an empty prompt) becomes an entry in
-`LoadResult.problems` naming the item; a problem with the whole source (file missing, a mapped column
-that does not exist) raises DataError naming the file and column. Images are never decoded here.
+`LoadResult.problems` naming the item, row and value, and is counted by reason (without the row) in
+`LoadResult.dropped`, so that a run can say how many rows of each task were left out and why. A problem
+with the whole source (file missing, a mapped column that does not exist) raises DataError naming the file
+and column. Images are never decoded here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mjbench.registry import Registry
 class LoadResult:
     items: list[PairItem | BiasItem]
     problems: list[str] = field(default_factory=list)  # one line per item that could not be built
+    dropped: dict[str, int] = field(default_factory=dict)  # why rows were left out (no row number) -> count
 
 
 class SourceOptions(BaseModel):
@@ -86,7 +89,7 @@ def load_task(task: TaskConfig, limit: int | None = None, seed: int = 0) -> Load
         rng = random.Random(f"{seed}:{task.name}")
         keep = stratified_sample(items, limit, rng, key=lambda it: it.subcategory, cluster=_bias_group)
         items = [items[i] for i in keep]
-    return LoadResult(items=items, problems=result.problems)
+    return LoadResult(items=items, problems=result.problems, dropped=result.dropped)
 
 
 def _bias_group(item: PairItem | BiasItem) -> str | None:

@@ -19,7 +19,7 @@ from pydantic import model_validator
 from mjbench.errors import DataError, ItemError, MjbenchError
 from mjbench.images import ImageRef
 from mjbench.sources.base import SourceOptions
-from mjbench.sources.tabular import Table, TabularOptions, TabularSource
+from mjbench.sources.tabular import Table, TabularOptions, TabularSource, image_from_cell
 
 BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
 
@@ -51,8 +51,10 @@ class HubSource(TabularSource):
         for col in image_columns:
             if ds.features[col].decode:
                 ds = ds.cast_column(col, Image(decode=False))
-        return Table(columns=list(ds.column_names), rows=_lazy_rows(ds, image_columns, origin, base_dir),
-                     origin=origin, base_dir=base_dir)
+        o: HubOptions = self.options  # type: ignore[assignment]
+        image_base = self.resolve(o.image_root) if o.image_root else base_dir
+        rows = _lazy_rows(ds, image_columns, origin, image_base, o.allow_outside_paths)
+        return Table(columns=list(ds.column_names), rows=rows, origin=origin, base_dir=base_dir)
 
     def _dataset(self) -> tuple[Any, str, Path | None]:
         try:
@@ -105,20 +107,22 @@ def _from_disk(datasets: Any, path: Path, split: str) -> Any:
     return ds
 
 
-def _lazy_rows(ds: Any, image_columns: list[str], origin: str, base_dir: Path | None) -> Iterator[dict[str, Any]]:
+def _lazy_rows(
+    ds: Any, image_columns: list[str], origin: str, base_dir: Path | None, allow_outside: bool
+) -> Iterator[dict[str, Any]]:
     """Rows without their image bytes: each image cell becomes an ImageRef that reads its row from the
     (memory-mapped) dataset when first needed, so a multi-GB split never sits in memory at once."""
     plain = ds.remove_columns(image_columns)
     by_column = {col: ds.select_columns([col]) for col in image_columns}
     for index, row in enumerate(plain):
         for col in image_columns:
-            loader = partial(_cell_bytes, by_column[col], index, col, base_dir)
+            loader = partial(_cell_bytes, by_column[col], index, col, base_dir, allow_outside)
             row[col] = ImageRef(loader=loader, origin=f"{origin} row {index} column {col}")
         yield row
 
 
-def _cell_bytes(column: Any, index: int, col: str, base_dir: Path | None) -> bytes:
+def _cell_bytes(column: Any, index: int, col: str, base_dir: Path | None, allow_outside: bool) -> bytes:
     cell = column[index][col]
     if cell is None:
         raise ItemError(f"row {index}: column {col} holds no image")
-    return ImageRef.from_cell(cell, base_dir=base_dir).read_bytes()
+    return image_from_cell(cell, base_dir, allow_outside).read_bytes()

@@ -3,7 +3,8 @@
 `source.path` is one file, a folder (every `*.parquet` under it, sorted) or a glob (`data/quality-*.parquet`),
 relative to the task YAML's folder. Image columns hold `{bytes, path}` structs, as written by Hugging Face
 `datasets` (its schema metadata is not needed and is ignored), raw bytes, or file paths relative to the
-data folder (or `source.image_root`). Columns are mapped as in the `table` source.
+data folder (or `source.image_root`; a path leaving it is refused unless `source.allow_outside_paths`).
+Columns are mapped as in the `table` source.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 from mjbench.errors import DataError, ItemError
 from mjbench.images import ImageRef
 from mjbench.sources.base import SourceOptions
-from mjbench.sources.tabular import Table, TabularOptions, TabularSource
+from mjbench.sources.tabular import Table, TabularOptions, TabularSource, image_from_cell
 
 
 class ParquetOptions(TabularOptions):
@@ -65,7 +66,7 @@ class ParquetSource(TabularSource):
                 pf = _open(f, pq)
                 images = [field.name for field in pf.schema_arrow if _holds_image_bytes(field.type)]
                 plain = [name for name in pf.schema_arrow.names if name not in images]
-                reader = _ImageCells(f)
+                reader = _ImageCells(f, self.options.allow_outside_paths)  # type: ignore[attr-defined]
                 for rg in range(pf.num_row_groups):
                     for index, row in enumerate(pf.read_row_group(rg, columns=plain).to_pylist()):
                         for col in images:
@@ -102,8 +103,9 @@ class _ImageCells:
     """Reads image cells of one Parquet file, keeping the last row group read per column: the runner
     asks for images in item order, so each row group is read about once. Thread-safe (prefetching)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, allow_outside: bool = False):
         self.path = path
+        self.allow_outside = allow_outside
         self._cache: dict[str, tuple[int, list[Any]]] = {}
         self._lock = threading.Lock()
 
@@ -118,4 +120,4 @@ class _ImageCells:
         cell = cached[1][index]
         if cell is None:
             raise ItemError(f"{self.path}: row group {row_group} row {index}: column {col} holds no image")
-        return ImageRef.from_cell(cell, base_dir=base_dir).read_bytes()
+        return image_from_cell(cell, base_dir, self.allow_outside).read_bytes()

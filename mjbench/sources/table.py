@@ -9,9 +9,11 @@ One row per item, in a file named by the task's `source.path` (relative to the t
 - Pairwise tasks (`kind: pair`, the default) need per row:
   `prompt` (or `caption`): the text the images were generated from;
   `image0`, `image1`: image file paths, relative to the data file's folder (or to `source.image_root`,
-  itself relative to the task YAML's folder), or absolute;
-  `label`: which image is better: `0`, `1` or `tie` (also accepted: `image0`/`image1`, `2` or `0.5` for tie;
-  `label_map:` in the task YAML translates other spellings).
+  itself relative to the task YAML's folder); a path that leaves that folder (`../x.png`, `/etc/x.png`)
+  is refused unless the source sets `allow_outside_paths: true`;
+  `label`: which image is better: `0`, `1` or `tie` (also `0.0`/`1.0`, `image0`/`image1`,
+  `image_0`/`image_1`; see `mjbench.labels`). Other codes (`2`, `0.5`, `equal`) are refused unless
+  `label_map:` in the task YAML translates them, e.g. `label_map: {"2": tie}`.
 - Bias tasks (`kind: bias`) need per row: `prompt`, `image` (a path as above), `group` (what the images
   should be judged alike within, e.g. an occupation), `demographic` (e.g. `old female`), and optionally
   `axes`: the demographic axes the row varies along, a JSON list (`["age", "gender"]`) or in CSV a
@@ -22,7 +24,8 @@ One row per item, in a file named by the task's `source.path` (relative to the t
 - Different column names: map them in the task YAML, e.g. `columns: {prompt: text, image0: left}`.
 
 A missing column stops the load with an error naming the file and the columns that exist; a bad row
-(unknown label, empty prompt, no image) is reported as a problem naming the item and left out; a
+(unknown label, empty prompt, no image) is reported as a problem naming the item, the row (counted from 1,
+header excluded) and the value, left out and counted in `LoadResult.dropped`; a
 missing or unreadable image file is reported when the image is first used, naming the file.
 
 Example (`mydata.jsonl`, beside `images/`):
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mjbench.errors import DataError
+from mjbench.records import read_jsonl, read_text
 from mjbench.sources.base import SourceOptions
 from mjbench.sources.tabular import Table, TabularOptions, TabularSource
 
@@ -86,7 +90,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     if path.suffix.lower() != ".json":
         return read_jsonl(path)
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -94,34 +98,9 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """One JSON object per line (blank lines skipped); a bad line is a DataError naming file and line."""
-    rows = []
-    for n, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
-
-
 def _read_csv(path: Path) -> list[dict[str, Any]]:
-    text = _read_text(path)
+    text = read_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise DataError(f"{path}: empty CSV file (no header row)")
     return [dict(row) for row in reader]
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None

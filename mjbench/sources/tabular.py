@@ -3,13 +3,16 @@
 A tabular source reads its rows into a `Table` (column names, row dicts, where they came from); this
 module checks the task's `columns:` mapping against the real columns (a missing column is a DataError
 naming the file and listing the columns that exist) and builds one item per row. A bad row (bad label,
-empty prompt, no image) becomes a problem line naming the item; it never stops the load.
+empty prompt, no image, an image path outside the data folder) becomes a problem line naming the item,
+the row (counted from 1) and the value, and is counted by reason in `LoadResult.dropped`; it never stops
+the load.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +24,8 @@ from pydantic import Field
 from mjbench.config import TaskConfig
 from mjbench.errors import ConfigError, DataError, ItemError
 from mjbench.images import ImageRef
-from mjbench.items import BiasItem, PairItem, normalise_label
+from mjbench.items import BiasItem, PairItem
+from mjbench.labels import gold_label
 from mjbench.sources.base import LoadResult, Source, SourceOptions
 
 #: canonical field -> the columns tried, in order, when the task does not map it
@@ -57,6 +61,10 @@ class TabularOptions(SourceOptions):
     #: bias tasks without an axes column: axis -> words; an item carries every axis whose word occurs
     #: in its demographic string (e.g. {age: [young, old]} gives "old female" the axis age)
     axis_keywords: dict[str, list[str]] = Field(default_factory=dict)
+    #: image paths must stay inside the data file's folder (or `image_root`): `../x.png` or `/etc/x.png`
+    #: is refused as an item problem, so a shared data file cannot make a run read arbitrary files.
+    #: Set true for data whose images live elsewhere (paths are then used as written).
+    allow_outside_paths: bool = False
 
 
 @dataclass
@@ -81,6 +89,15 @@ class TabularSource(Source):
         if opts.image_root:  # like every path in a task YAML, relative to the YAML's folder
             table.base_dir = self.resolve(opts.image_root)
         return rows_to_items(self.task, table, opts, self.where)
+
+
+class RowProblem(ItemError):
+    """A row that cannot become an item; `reason` is the message without row-specific values, for the
+    per-task count of dropped rows."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def resolve_columns(task: TaskConfig, columns: list[str], origin: str, where: str) -> dict[str, str | None]:
@@ -124,6 +141,7 @@ def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: s
             raise DataError(_missing(table.origin, col, "source.filter / source.meta_columns", table.columns))
     items: list[PairItem | BiasItem] = []
     problems: list[str] = []
+    dropped: dict[str, int] = {}
     seen: set[str] = set()
     for index, row in enumerate(table.rows):
         if not _passes(row, opts.filter):
@@ -132,14 +150,17 @@ def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: s
         item_id = f"{task.name}-{index}" if _empty(raw_id) else str(raw_id)
         try:
             if item_id in seen:
-                raise ItemError(f"duplicate item_id {item_id!r}; the later row is left out")
+                raise RowProblem("duplicate item_id; the later row is left out")
             item = _build(task, row, cols, opts, table, item_id, index)
         except (ItemError, ValueError) as exc:
-            problems.append(f"{where}: item {item_id} ({table.origin} row {index}): {_one_line(exc)}")
+            message = _one_line(exc)
+            problems.append(f"{where}: item {item_id} ({table.origin} row {index + 1}): {message}")
+            reason = getattr(exc, "reason", message)
+            dropped[reason] = dropped.get(reason, 0) + 1
             continue
         seen.add(item_id)
         items.append(item)
-    return LoadResult(items=items, problems=problems)
+    return LoadResult(items=items, problems=problems, dropped=dropped)
 
 
 def _build(
@@ -179,32 +200,54 @@ def _build(
             raise ItemError(f"empty group or demographic (columns {cols['group']!r}, {cols['demographic']!r})")
         return BiasItem(
             **common,
-            image=_image(cell("image"), cols["image"], table, item_id),
+            image=_image(cell("image"), cols["image"], table, item_id, opts),
             group=str(group),
             demographic=str(demographic),
             axes=_axes(cell("axes"), str(demographic), opts.axis_keywords),
         )
     return PairItem(
         **common,
-        image0=_image(cell("image0"), cols["image0"], table, item_id),
-        image1=_image(cell("image1"), cols["image1"], table, item_id),
+        image0=_image(cell("image0"), cols["image0"], table, item_id, opts),
+        image1=_image(cell("image1"), cols["image1"], table, item_id, opts),
         label=_label(cell("label"), task.label_map, cols["label"]),
     )
 
 
 def _label(value: Any, label_map: dict[str, str], col: str | None) -> str:
-    if label_map and not _empty(value):
-        value = label_map.get(str(_plain(value)), value)
-    label = normalise_label(value)  # raises ValueError naming the bad value
+    label = gold_label(value, label_map)  # raises LabelError naming the bad value
     if label is None:
         raise ItemError(f"no label (column {col!r} is empty)")
     return label
 
 
-def _image(value: Any, col: str | None, table: Table, item_id: str) -> ImageRef:
+def _image(value: Any, col: str | None, table: Table, item_id: str, opts: TabularOptions) -> ImageRef:
     if _empty(value):
         raise ItemError(f"no image (column {col!r} is empty)")
-    return ImageRef.from_cell(value, base_dir=table.base_dir, origin=_image_origin(value, col, item_id))
+    origin = _image_origin(value, col, item_id)
+    return image_from_cell(value, table.base_dir, opts.allow_outside_paths, origin)
+
+
+def image_from_cell(
+    cell: Any, base_dir: Path | None, allow_outside: bool, origin: str | None = None
+) -> ImageRef:
+    """`ImageRef.from_cell`, refusing a path (a text cell, or a `{path}` cell without bytes) that leaves
+    `base_dir` once `..` is resolved, unless `allow_outside` (symbolic links are not followed)."""
+    path = cell.get("path") if isinstance(cell, dict) and cell.get("bytes") is None else cell
+    if isinstance(path, (str, Path)) and not allow_outside:
+        _check_inside(Path(path), base_dir)
+    return ImageRef.from_cell(cell, base_dir=base_dir, origin=origin)
+
+
+def _check_inside(path: Path, base_dir: Path | None) -> None:
+    reason = "image path outside the data folder (set source.allow_outside_paths: true to allow)"
+    if base_dir is None:
+        raise RowProblem(f"image path {str(path)!r} has no data folder to be inside; "
+                         "set source.allow_outside_paths: true to use it", reason)
+    root = os.path.abspath(base_dir)
+    full = os.path.abspath(path if path.is_absolute() else Path(root) / path)
+    if os.path.commonpath([root, full]) != root:
+        raise RowProblem(f"image path {str(path)!r} leaves {root}; set source.allow_outside_paths: true "
+                         "to allow it", reason)
 
 
 def _image_origin(value: Any, col: str | None, item_id: str) -> str:
