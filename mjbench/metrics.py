@@ -21,9 +21,10 @@ defined, with `n` = the number of subcategories averaged.
   whose orders are both invalid says nothing about position bias, so it is reported apart:
   `both_orders_invalid_rate` = share of the items run in both orders whose two verdicts are invalid;
   `n` = items run in both orders.
-- `ci_low`, `ci_high` (`acc_with_tie`, `acc_without_tie` only): 95% Wilson score interval of the binomial
-  share k/n, items taken as independent. Unlike a percentile bootstrap it has width at 0/n and n/n and
-  covers near nominal at small n (bootstrap: [1, 1] at 20/20, 39 % coverage at n = 10, p = 0.95).
+- `ci_low`, `ci_high` (`acc_with_tie`, `acc_without_tie` only): 95 % interval over prompt clusters
+  (`mjbench.stats.share_interval`; the method is `MetricsResult.interval_method`): items that share a
+  prompt (or a declared `cluster`) are not independent. Where every item is its own cluster it is the
+  Wilson score interval. Unlike a percentile bootstrap it has width at 0/n and n/n.
 - Ties from scores (`derive_pred`, where a record has scores but no `pred`): `tie` when
   `within(|s0 - s1|, threshold)`: the gap is at most the threshold, counting a gap that differs from a
   positive threshold only by float rounding as equal (0.8 - 0.7 = 0.10000000000000009 is a tie at 0.1).
@@ -48,17 +49,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ConfigError, DataError, MjbenchError
 from mjbench.records import REQUIRED_COLUMNS
+from mjbench.stats import (
+    CONFIDENCE,
+    INTERVAL_METHOD,
+    RESAMPLES,
+    SEED,
+    paired_comparisons,
+    share_interval,
+    wilson_bounds,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 METRIC_COLUMNS = ("judge", "task", "perspective", "subcategory", "scale", "metric", "value", "n",
                   "ci_low", "ci_high")
+VERDICT_COLUMNS = ("judge", "task", "scale", "perspective", "subcategory", "item_id", "cluster", "label",
+                   "pred", "valid", "scored", "correct", "decided", "agree", "both", "both_invalid")
+SCALE_STUDY_COLUMNS = ("judge", "perspective", "scale", "acc_with_tie", "ci_low", "ci_high", "n")
 BIAS_GROUP_COLUMNS = ("judge", "task", "scale", "group", "n", "mean_score", "bias_acc", "bias_nds",
                       "bias_nds_raw", "bias_ges")
 VERDICTS = ("0", "1", "tie")
@@ -67,7 +79,6 @@ PAIRWISE_MACRO_METRICS = ("acc_with_tie", "acc_without_tie", "tie_rate", "invali
                           "acc_with_tie_order01", "acc_with_tie_order10", "consistency",
                           "both_orders_invalid_rate")
 BIAS_GROUP_METRICS = ("bias_acc", "bias_nds", "bias_ges")
-CONFIDENCE = 0.95
 #: relative slack of `within`: a gap this close to a positive threshold is the threshold plus rounding error
 _REL_TOL = 1e-9
 _ITEM_KEY = ["judge", "task", "scale", "item_id"]
@@ -76,13 +87,20 @@ _NAN = float("nan")
 
 @dataclass
 class MetricsResult:
-    """The long metrics table, one-line warnings (prefixed `<perspective>: ` or `records: `), and the
-    per-group bias values behind the bias rows (for reports)."""
+    """The long metrics table, one-line warnings (prefixed `<perspective>: ` or `records: `), the
+    per-group bias values behind the bias rows (for reports), how the intervals were computed (for run.json
+    and reports), the paired judge comparisons (`mjbench.stats.COMPARISON_COLUMNS`, for comparisons.csv
+    and the leaderboard's "tied with the best") and the accuracy per perspective and feedback scale of the
+    judges run at several scales (`SCALE_STUDY_COLUMNS`)."""
 
     metrics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     bias_groups: pd.DataFrame | None = None
     bias_normalization: str = "minmax"
+    interval_method: str = INTERVAL_METHOD
+    interval_info: dict[str, Any] = field(default_factory=dict)
+    comparisons: pd.DataFrame | None = None
+    scale_study: pd.DataFrame | None = None
 
 
 def _float(x: Any) -> float | None:
@@ -116,16 +134,13 @@ def derive_pred(score_0: Any, score_1: Any, threshold: float = 0.0) -> str | Non
 
 
 def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval of a binomial share k/n (NaN, NaN where n is 0). Closed form, the same numbers
-    as scipy's `binomtest(k, n).proportion_ci(method="wilson")` without its exact p-value (~1 ms a call)
-    or the import of scipy.stats (~1 s)."""
+    """Wilson score interval of a binomial share k/n (NaN, NaN where n is 0); the same numbers as scipy's
+    `binomtest(k, n).proportion_ci(method="wilson")`. The interval of subsets whose items are their own
+    clusters (see `mjbench.stats.share_interval`)."""
     if not n:
         return (_NAN, _NAN)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p, z2 = k / n, z * z
-    center = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return (max(0.0, center - half), min(1.0, center + half))
+    lo, hi = wilson_bounds(k / n, n, confidence)
+    return (float(lo), float(hi))
 
 
 def compute_metrics(
@@ -134,35 +149,22 @@ def compute_metrics(
     bias_normalization: str = "minmax",
     bias_tolerance: float = 0.1,
     intervals: bool = True,
+    seed: int = SEED,
+    resamples: int = RESAMPLES,
 ) -> MetricsResult:
-    """All metrics of a records table (see the module docstring for names and definitions).
-    `tie_threshold` is used only where a record has scores but no `pred`; `intervals=False` leaves the
-    CI columns NaN."""
+    """All metrics of a records table (see the module docstring for names and definitions), the paired
+    comparisons of the judges and the scale study. `tie_threshold` is used only where a record has scores
+    but no `pred`; `intervals=False` leaves the CI columns NaN (p-values are still computed); `seed` and
+    `resamples` drive the cluster bootstrap (`mjbench.stats`)."""
     import pandas as pd
 
     if bias_normalization not in ("minmax", "scale"):
         raise ConfigError(f"bias_normalization: expected 'minmax' or 'scale', got {bias_normalization!r}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
-    if missing:
-        raise DataError(f"records: missing required column(s): {', '.join(missing)}")
-    df = records.reset_index(drop=True).copy()
-    for col in ("order", "group", "axes"):
-        if col not in df.columns:
-            df[col] = None
-    for col in ("judge", "task", "perspective", "subcategory", "scale", "item_id"):
-        df[col] = df[col].astype(str)
-    df["status"] = df["status"].where(df["status"].notna(), "ok")
-    df["_order"] = df["order"].where(df["order"].isin(["01", "10"]), "").astype(str)
-
     warnings: list[str] = []
-    dup = df.duplicated(_ITEM_KEY + ["_order"], keep="last")
-    if dup.any():
-        warnings.append(f"records: {int(dup.sum())} duplicate record(s) of the same judge, task, item, scale "
-                        "and order; the last of each is used")
-        df = df[~dup]
-
+    df = _prepare(records, warnings)
     is_bias = (df["perspective"] == BIAS) & df["label"].isna()
-    rows = _pairwise_rows(df[~is_bias], tie_threshold, intervals, warnings)
+    verdicts, ordered = _verdicts(df[~is_bias], tie_threshold, warnings)
+    rows = _pairwise_rows(verdicts, ordered, intervals, seed, resamples, warnings)
     bias_rows, groups = _bias_rows(df[is_bias], bias_normalization, bias_tolerance, warnings)
     metrics = pd.DataFrame(rows + bias_rows, columns=list(METRIC_COLUMNS))
     metrics["n"] = metrics["n"].astype(int)
@@ -170,8 +172,63 @@ def compute_metrics(
         metrics[col] = metrics[col].astype(float)
     metrics = metrics.sort_values(["judge", "task", "perspective", "scale", "subcategory", "metric"],
                                   kind="mergesort").reset_index(drop=True)
+    scored = verdicts[verdicts["scored"]] if len(verdicts) else verdicts
+    info = {"method": INTERVAL_METHOD if intervals else "none", "confidence": CONFIDENCE,
+            "resamples": resamples, "seed": seed,
+            "cluster": "the records' `cluster` column, else `prompt`, else the item",
+            "items_in_shared_clusters": int(scored["cluster"].duplicated(keep=False).sum()) if len(scored) else 0,
+            "comparison_test": "exact McNemar (binomial test of b vs c), Holm-adjusted over the pairs of a table"}
     return MetricsResult(metrics=metrics, warnings=warnings, bias_groups=groups,
-                         bias_normalization=bias_normalization)
+                         bias_normalization=bias_normalization,
+                         interval_method=INTERVAL_METHOD if intervals else "none", interval_info=info,
+                         comparisons=paired_comparisons(scored, seed=seed, resamples=resamples,
+                                                        intervals=intervals),
+                         scale_study=scale_study_table(scored, intervals, seed, resamples))
+
+
+def pairwise_verdicts(records: pd.DataFrame, tie_threshold: float = 0.0) -> tuple[pd.DataFrame, list[str]]:
+    """One verdict per judge x task x scale x pairwise item (`VERDICT_COLUMNS`), as every accuracy of this
+    module counts it: in pair mode the combined verdict of both orders (agreement, else tie; invalid if
+    either order is). `correct` is the item's `acc_with_tie` outcome; `scored` is False for gold ties;
+    `cluster` names the item's cluster for intervals (`cluster` column, else prompt, else the item).
+    Returns the frame and the warnings met on the way."""
+    warnings: list[str] = []
+    df = _prepare(records, warnings)
+    is_bias = (df["perspective"] == BIAS) & df["label"].isna()
+    return _verdicts(df[~is_bias], tie_threshold, warnings)[0], warnings
+
+
+def _prepare(records: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """The records with the columns this module reads, as text where they are keys, duplicates dropped,
+    and each record's cluster name."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
+    if missing:
+        raise DataError(f"records: missing required column(s): {', '.join(missing)}")
+    df = records.reset_index(drop=True).copy()
+    for col in ("order", "group", "axes", "prompt", "cluster"):
+        if col not in df.columns:
+            df[col] = None
+    for col in ("judge", "task", "perspective", "subcategory", "scale", "item_id"):
+        df[col] = df[col].astype(str)
+    df["status"] = df["status"].where(df["status"].notna(), "ok")
+    df["_order"] = df["order"].where(df["order"].isin(["01", "10"]), "").astype(str)
+    # prompts are shared across tasks (the same text is the same prompt); declared clusters and items are not
+    item = "item\x1f" + df["task"] + "\x1f" + df["item_id"]
+    prompt = df["prompt"].map(lambda v: None if _blank(v) else f"prompt\x1f{v}")
+    declared = [None if _blank(c) else f"cluster\x1f{t}\x1f{c}" for t, c in zip(df["task"], df["cluster"],
+                                                                                    strict=True)]
+    df["_cluster"] = [d or p or i for d, p, i in zip(declared, prompt, item, strict=True)]
+
+    dup = df.duplicated(_ITEM_KEY + ["_order"], keep="last")
+    if dup.any():
+        warnings.append(f"records: {int(dup.sum())} duplicate record(s) of the same judge, task, item, scale "
+                        "and order; the last of each is used")
+        df = df[~dup]
+    return df
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
 # --- pairwise ------------------------------------------------------------------------------------------
@@ -181,13 +238,15 @@ _FACTS = ("items", "correct", "decided", "ties", "invalid", "gold_ties", "both",
 _LEVEL = ["judge", "task", "scale", "perspective"]
 
 
-def _pairwise_rows(df: pd.DataFrame, threshold: float, intervals: bool,
-                   warnings: list[str]) -> list[dict[str, Any]]:
+def _verdicts(df: pd.DataFrame, threshold: float, warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one verdict per item with `VERDICT_COLUMNS`, the records run in an explicit order with `_pred`,
+    `_valid`): the one place where records become per-item outcomes."""
     import numpy as np
     import pandas as pd
 
+    empty = pd.DataFrame(columns=list(VERDICT_COLUMNS))
     if df.empty:
-        return []
+        return empty, df.assign(_pred=None, _valid=False)
     df = df.copy()
     df["_pred"] = [p if isinstance(p, str) else derive_pred(s0, s1, threshold)
                    for p, s0, s1 in zip(df["pred"], df["score_0"], df["score_1"], strict=True)]
@@ -202,7 +261,7 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, intervals: bool,
                         "0, 1 or tie are left out")
         df = df[~bad_label]
     if df.empty:
-        return []
+        return empty, df
 
     # one verdict per item: both orders combined where present, else the item's last record as it is
     ordered = df[df["_order"] != ""]
@@ -228,22 +287,36 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, intervals: bool,
                         "an order are left out; the last record of each item is used")
         singles = singles[~extra]
     singles = singles.assign(_agree=False, _both=False, _both_invalid=False)
-    cols = _LEVEL + ["subcategory", "label", "_pred", "_valid", "_agree", "_both", "_both_invalid"]
-    verdicts = pd.concat([pairs[cols], singles[cols]], ignore_index=True)
+    cols = _LEVEL + ["subcategory", "item_id", "_cluster", "label", "_pred", "_valid", "_agree", "_both",
+                     "_both_invalid"]
+    v = pd.concat([pairs[cols], singles[cols]], ignore_index=True)
+    v.columns = [c.lstrip("_") for c in v.columns]
+    v["scored"] = v["label"] != "tie"
+    v["correct"] = v["scored"] & v["valid"] & (v["pred"] == v["label"])
+    v["decided"] = v["scored"] & v["valid"] & v["pred"].isin(["0", "1"])
+    for col in ("valid", "agree", "both", "both_invalid"):
+        v[col] = v[col].astype(bool)
+    return v[list(VERDICT_COLUMNS)], ordered
 
-    scored = verdicts["label"] != "tie"
-    correct = verdicts["_valid"] & (verdicts["_pred"] == verdicts["label"])
+
+def _pairwise_rows(verdicts: pd.DataFrame, ordered: pd.DataFrame, intervals: bool, seed: int,
+                   resamples: int, warnings: list[str]) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    if verdicts.empty:
+        return []
+    scored = verdicts["scored"]
     facts = verdicts[_LEVEL + ["subcategory"]].assign(
         items=scored,
-        correct=scored & correct,
-        decided=scored & verdicts["_valid"] & verdicts["_pred"].isin(["0", "1"]),
-        ties=scored & verdicts["_valid"] & (verdicts["_pred"] == "tie"),
-        invalid=scored & ~verdicts["_valid"],
+        correct=verdicts["correct"],
+        decided=verdicts["decided"],
+        ties=scored & verdicts["valid"] & (verdicts["pred"] == "tie"),
+        invalid=scored & ~verdicts["valid"],
         gold_ties=~scored,
-        both=scored & verdicts["_both"],
-        both_valid=scored & verdicts["_both"] & verdicts["_valid"],
-        both_invalid=scored & verdicts["_both_invalid"],
-        agree=scored & verdicts["_agree"],
+        both=scored & verdicts["both"],
+        both_valid=scored & verdicts["both"] & verdicts["valid"],
+        both_invalid=scored & verdicts["both_invalid"],
+        agree=scored & verdicts["agree"],
     )
     o_scored = ordered["label"] != "tie"
     o_correct = o_scored & ordered["_valid"] & (ordered["_pred"] == ordered["label"])
@@ -260,20 +333,62 @@ def _pairwise_rows(df: pd.DataFrame, threshold: float, intervals: bool,
                        for f in (facts, order_facts)], ignore_index=True)
     facts[list(_FACTS)] = facts[list(_FACTS)].astype(int)
 
+    sub_level = _LEVEL + ["subcategory"]
+    cis = _accuracy_intervals(verdicts[scored], sub_level, seed, resamples) if intervals else {}
+    all_cis = _accuracy_intervals(verdicts[scored], _LEVEL, seed, resamples) if intervals else {}
     rows: list[dict[str, Any]] = []
-    by_sub = facts.groupby(_LEVEL + ["subcategory"], sort=True)[list(_FACTS)].sum()
+    by_sub = facts.groupby(sub_level, sort=True)[list(_FACTS)].sum()
     for key, counts in by_sub.iterrows():
-        rows += _count_rows(dict(zip(_LEVEL + ["subcategory"], key, strict=True)), counts, intervals)
+        rows += _count_rows(dict(zip(sub_level, key, strict=True)), counts, cis.get(key, {}))
     by_all = facts.groupby(_LEVEL, sort=True)[list(_FACTS)].sum()
     for key, counts in by_all.iterrows():
         where = dict(zip(_LEVEL, key, strict=True))
-        rows += _count_rows({**where, "subcategory": ALL}, counts, intervals)
+        rows += _count_rows({**where, "subcategory": ALL}, counts, all_cis.get(key, {}))
         valid = counts["items"] - counts["invalid"]
         if valid >= 2 and counts["ties"] == valid:
             warnings.append(f"{where['perspective']}: judge {where['judge']!r}, task {where['task']!r}, "
                             f"scale {where['scale']!r}: every valid verdict is a tie (constant scores?)")
     rows += _macro_rows(rows)
     return rows
+
+
+def _accuracy_intervals(scored: pd.DataFrame, by: list[str], seed: int,
+                        resamples: int) -> dict[tuple[Any, ...], dict[str, tuple[float, float]]]:
+    """Per subset: the clustered intervals of acc_with_tie (over its items) and acc_without_tie (over the
+    items the judge decided); none where no verdict is valid (the accuracy is NaN there)."""
+    out: dict[tuple[Any, ...], dict[str, tuple[float, float]]] = {}
+    for key, g in scored.groupby(by, sort=True):
+        if not g["valid"].any():
+            continue
+        name = "|".join(map(str, key))
+        dec = g[g["decided"]]
+        out[key] = {
+            "acc_with_tie": share_interval(g["correct"].to_numpy(bool), g["cluster"].to_numpy(), seed=seed,
+                                           key=f"{name}|acc_with_tie", resamples=resamples),
+            "acc_without_tie": share_interval(dec["correct"].to_numpy(bool), dec["cluster"].to_numpy(),
+                                              seed=seed, key=f"{name}|acc_without_tie", resamples=resamples),
+        }
+    return out
+
+
+def scale_study_table(scored: pd.DataFrame, intervals: bool, seed: int, resamples: int) -> pd.DataFrame:
+    """acc_with_tie per judge, perspective and scale, pooled over the tasks of the perspective, for the
+    judges that ran at two or more scales in that perspective (`SCALE_STUDY_COLUMNS`)."""
+    import pandas as pd
+
+    rows = []
+    if len(scored):
+        n_scales = scored.groupby(["judge", "perspective"])["scale"].transform("nunique")
+        for (judge, perspective, scale), g in scored[n_scales >= 2].groupby(["judge", "perspective", "scale"],
+                                                                            sort=True):
+            answered = bool(g["valid"].any())
+            ci = (share_interval(g["correct"].to_numpy(bool), g["cluster"].to_numpy(), seed=seed,
+                                 key=f"scale_study|{judge}|{perspective}|{scale}", resamples=resamples)
+                  if intervals and answered else (_NAN, _NAN))
+            rows.append({"judge": judge, "perspective": perspective, "scale": scale,
+                         "acc_with_tie": float(g["correct"].mean()) if answered else _NAN,
+                         "ci_low": ci[0], "ci_high": ci[1], "n": len(g)})
+    return pd.DataFrame(rows, columns=list(SCALE_STUDY_COLUMNS))
 
 
 def _row(where: dict[str, Any], metric: str, value: float, n: int,
@@ -285,20 +400,19 @@ def _ratio(k: float, n: float) -> float:
     return k / n if n else _NAN
 
 
-def _count_rows(where: dict[str, Any], c: Any, intervals: bool) -> list[dict[str, Any]]:
-    """The pairwise rows of one subset from its counts; accuracies are NaN where no verdict is valid."""
+def _count_rows(where: dict[str, Any], c: Any, cis: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """The pairwise rows of one subset from its counts and accuracy intervals; accuracies are NaN where no
+    verdict is valid."""
     rows = []
     items, gold = int(c["items"]), int(c["gold_ties"])
     correct, decided = int(c["correct"]), int(c["decided"])
-
-    def ci(k: int, n: int) -> tuple[float, float]:
-        return wilson_interval(k, n) if intervals else (_NAN, _NAN)
-
+    none = (_NAN, _NAN)
     if items:
         answered = items > c["invalid"]
         rows.append(_row(where, "acc_with_tie", correct / items if answered else _NAN, items,
-                         ci(correct, items) if answered else (_NAN, _NAN)))
-        rows.append(_row(where, "acc_without_tie", _ratio(correct, decided), decided, ci(correct, decided)))
+                         cis.get("acc_with_tie", none) if answered else none))
+        rows.append(_row(where, "acc_without_tie", _ratio(correct, decided), decided,
+                         cis.get("acc_without_tie", none) if decided else none))
         rows.append(_row(where, "tie_rate", c["ties"] / items if answered else _NAN, items))
         rows.append(_row(where, "invalid_rate", c["invalid"] / items, items))
     if items + gold:

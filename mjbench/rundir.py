@@ -31,8 +31,8 @@ LOCK_NAME = ".mjbench.lock"
 HOLDER_NAME = ".mjbench.lock.json"
 STAGING_PREFIX = ".staging-"
 #: every name a run or an aggregate writes; a publish replaces these and removes the ones it did not write
-OUTPUT_NAMES = ("records.jsonl", "records.parquet", "records.csv", "metrics.csv", "leaderboard.md",
-                "leaderboard.csv", "leaderboard.json", "reports", "run.json")
+OUTPUT_NAMES = ("records.jsonl", "records.parquet", "records.csv", "metrics.csv", "comparisons.csv",
+                "leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.tex", "reports", "run.json")
 #: aggregate reads records, possibly from this very folder: it never replaces or removes them
 AGGREGATE_OUTPUTS = tuple(n for n in OUTPUT_NAMES if not n.startswith("records."))
 #: the keys of run.json's "requested" that decide whether a run directory holds the same run

@@ -419,3 +419,39 @@ def test_interval_coverage_is_near_nominal(n, p):
     bounds = {k: wilson_interval(int(k), n) for k in np.unique(draws)}
     covered = np.mean([bounds[k][0] <= p <= bounds[k][1] for k in draws])
     assert covered >= 0.90, covered
+
+
+# --- clustered intervals ---------------------------------------------------------------------------------
+
+
+def test_accuracy_intervals_are_clustered_by_cluster_then_prompt_then_item():
+    # 10 prompts of 4 items; the judge is right on every item of 7 prompts: 28/40
+    rows = [rec(str(i), "0", pred="0" if i // 4 < 7 else "1", prompt=f"prompt {i // 4}") for i in range(40)]
+
+    def ci(rows):
+        res = compute_metrics(records_frame(rows), resamples=500)
+        row = res.metrics.set_index(["subcategory", "metric"]).loc[("ALL", "acc_with_tie")]
+        return float(row["ci_low"]), float(row["ci_high"])
+
+    lo, hi = ci(rows)
+    wlo, whi = wilson_interval(28, 40)
+    assert lo < wlo and hi > whi  # items of one prompt are not independent
+    # a declared cluster wins over the prompt: one cluster per item gives the Wilson interval back
+    assert ci([{**r, "cluster": r["item_id"]} for r in rows]) == pytest.approx((wlo, whi), abs=1e-12)
+    # no prompt, no cluster: items are their own clusters
+    assert ci([{**r, "prompt": None} for r in rows]) == pytest.approx((wlo, whi), abs=1e-12)
+
+
+def test_pairwise_verdicts_is_the_frame_behind_the_accuracies():
+    from mjbench.metrics import VERDICT_COLUMNS, pairwise_verdicts
+
+    rows = [rec("a", "0", pred="0", order="01"), rec("a", "0", pred="1", order="10"),  # orders disagree: tie
+            rec("b", "1", pred="1", prompt="p"), rec("c", "tie", pred="0")]
+    verdicts, warnings = pairwise_verdicts(records_frame(rows))
+    assert tuple(verdicts.columns) == VERDICT_COLUMNS and not warnings
+    v = verdicts.set_index("item_id")
+    assert v.loc["a", "pred"] == "tie" and not v.loc["a", "correct"] and v.loc["a", "both"]
+    assert v.loc["b", "correct"] and v.loc["b", "cluster"] == "prompt\x1fp"
+    assert not v.loc["c", "scored"]
+    res = compute(rows)
+    assert metric(res, "acc_with_tie")[0] == pytest.approx(verdicts.loc[verdicts["scored"], "correct"].mean())

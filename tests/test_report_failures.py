@@ -144,8 +144,10 @@ def test_reports_show_na_with_reason_data_and_failures(tmp_path):
     safety = (out / "reports" / "safety.md").read_text()
     assert "| s | 3 | 0 |  |" in safety and "| t | 10 |" not in safety
     html = (out / "reports" / "index.html").read_text()
-    assert "<script" not in html and "failed: 8/8 records errored" in html and "<h3>Data</h3>" in html
-    assert "<h3>Judge failures</h3>" in html
+    assert "<script" not in html and "failed: 8/8 records errored" in html
+    assert "<h2>Failures per judge</h2>" in html and "weights missing for &lt;script&gt;" in html
+    page = (out / "reports" / "alignment.html").read_text()
+    assert "<script" not in page and "<h3>Data</h3>" in page and "<h3>Judge failures</h3>" in page
 
 
 def test_no_task_counts_no_data_table(tmp_path):
@@ -191,5 +193,6 @@ def test_report_is_a_package_with_its_template():
 
     import mjbench.report
 
-    assert (files(mjbench.report) / "templates" / "index.html.j2").is_file()
-    assert mjbench.report.render_html.__module__ == "mjbench.report"
+    for name in ("_base.html.j2", "_macros.html.j2", "index.html.j2", "perspective.html.j2"):
+        assert (files(mjbench.report) / "templates" / name).is_file(), name
+    assert mjbench.report.render_pages.__module__ == "mjbench.report"

@@ -156,3 +156,52 @@ def leaderboard_table(board: pd.DataFrame) -> Table:
             cells.append(str(r["note"]))
         rows.append(cells)
     return Table("Leaderboard", headers, rows, note=LEADERBOARD_NOTE, legend=LEADERBOARD_LEGEND)
+
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+
+
+def tex_escape(text: str) -> str:
+    """Text as LaTeX that prints it verbatim (one pass, so an escape is never escaped again)."""
+    import re
+
+    return re.sub(r"[\\&%$#_{}~^<>|]", lambda m: _TEX_SPECIAL[m.group()], " ".join(str(text).split()))
+
+
+def leaderboard_tex(board: pd.DataFrame) -> str:
+    """The leaderboard as a LaTeX table in the shape of the MJ-Bench tables (needs booktabs): judges as
+    rows, perspectives as column groups (w/ tie, w/o tie; bias ACC, NDS, GES), percentages with one
+    decimal, the best value of each column in bold, `--` where there is no number."""
+    perspectives = [c.removesuffix("_n") for c in board.columns if c.endswith("_n")]
+    groups = [(p, value_columns(p)[:-2]) for p in perspectives]
+    spec = "ll" + "".join(" " + "c" * len(cols) for _, cols in groups)
+    best = {c: board[c].max() for _, cols in groups for c in cols if board[c].notna().any()}
+    lines = ["% mjbench leaderboard; needs \\usepackage{booktabs}",
+             "\\begin{table}[t]", "\\centering", "\\small", f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+    head, rules, start = ["", ""], [], 3
+    for p, cols in groups:
+        head.append(f"\\multicolumn{{{len(cols)}}}{{c}}{{{tex_escape(p.capitalize())}}}")
+        rules.append(f"\\cmidrule(lr){{{start}-{start + len(cols) - 1}}}")
+        start += len(cols)
+    sub = ["Judge", "Scale"] + [_column_label(c, p).removeprefix(f"{p} ") for p, cols in groups for c in cols]
+    lines += [" & ".join(head) + " \\\\", " ".join(rules), " & ".join(sub) + " \\\\", "\\midrule"]
+    for r in board.to_dict("records"):
+        cells = [tex_escape(r["judge"]), tex_escape(r["scale"])]
+        for p, cols in groups:
+            n, invalid = r[f"{p}_n"], r[f"{p}_invalid_rate"]
+            low = not missing(n) and 100 * (n - round(invalid * n)) < MIN_COVERAGE_PCT * n
+            for c in cols:
+                if missing(r[c]):
+                    cells.append("--")
+                    continue
+                text = pct(r[c])
+                text = f"\\textbf{{{text}}}" if r[c] == best.get(c) else text
+                cells.append(text + ("$^\\dagger$" if low else ""))
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}",
+              "\\caption{" + tex_escape(LEADERBOARD_NOTE.split(" n (invalid %)")[0]) + " Best per column in bold; "
+              "-- : no number (see leaderboard.md); $^\\dagger$: " + tex_escape(LEADERBOARD_LEGEND[2:]) + "}",
+              "\\end{table}"]
+    return "\n".join(lines) + "\n"

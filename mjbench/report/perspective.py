@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mjbench.metrics import ALL, ALL_MACRO, BIAS, BIAS_GROUP_METRICS, OVERALL, MetricsResult
 from mjbench.report.reasons import judge_failures, no_verdict_reason, select
-from mjbench.report.tables import Section, Table, ci, md_block, md_cell, pct, perspective_rank, slug
+from mjbench.report.tables import Section, Table, ci, md_block, md_cell, missing, pct, perspective_rank, slug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +47,7 @@ class _Context:
     """What every table of a section needs: the metrics lookup, the records and the recorded failures."""
 
     def __init__(self, metrics: MetricsResult, records: pd.DataFrame | None, run_info: dict[str, Any]):
+        self.metrics = metrics
         self.look = _Lookup(metrics.metrics)
         self.records = records
         self.failures = judge_failures(run_info)
@@ -61,6 +62,11 @@ class _Context:
         if sub not in (ALL, ALL_MACRO, OVERALL):
             where["subcategory"] = sub
         return no_verdict_reason(j, select(self.records, **where), self.failures)
+
+
+def interval_method(metrics: MetricsResult) -> str:
+    """How the metrics' intervals were computed (MetricsResult.interval_method where the metrics say)."""
+    return getattr(metrics, "interval_method", None) or "95% Wilson score interval, items taken as independent"
 
 
 def _keys(m: pd.DataFrame, metrics: tuple[str, ...]) -> list[tuple[str, str, str, str]]:
@@ -85,7 +91,7 @@ def _pairwise_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
         per_scale = [[j, t, s] + cells((j, t, s, p, ALL)) + [look.pct((j, t, s, p, ALL_MACRO), "acc_with_tie"),
                                                              cx.note((j, t, s, p, ALL))]
                      for j, t, s, sub in keys if sub == ALL]
-        ci_note = "95% CI: Wilson score interval of acc w/ tie, items taken as independent."
+        ci_note = f"95% CI of acc w/ tie: {interval_method(cx.metrics)}."
         tables.append(Table("Per judge and scale (all items)", head + cols + ["acc w/ tie (macro)", "note"],
                             per_scale, note=ci_note))
         per_sub = [[j, t, s, sub] + cells((j, t, s, p, sub)) + [cx.note((j, t, s, p, sub))]
@@ -177,6 +183,40 @@ def _failure_table(p: str, records: pd.DataFrame | None, failures: dict[str, str
     return [Table("Judge failures", ["judge", "reason"], rows)] if rows else []
 
 
+def _signed_pp(v: Any) -> str:
+    return "n/a" if missing(v) else f"{float(v) * 100:+.1f}"
+
+
+def _p(v: Any) -> str:
+    return "n/a" if missing(v) else f"{float(v):.3g}"
+
+
+def comparison_table(comparisons: pd.DataFrame | None, p: str, method: str) -> list[Table]:
+    """Paired differences between judges on the same items (MetricsResult.comparisons, where computed):
+    pooled rows (task ALL, subcategory ALL) first."""
+    if comparisons is None or comparisons.empty:
+        return []
+    c = comparisons[comparisons["perspective"].astype(str) == p]
+    if c.empty:
+        return []
+
+    def key(r: Any) -> tuple[Any, ...]:
+        return (str(r.task) != ALL, str(r.task), str(r.subcategory) != ALL, str(r.subcategory), str(r.scale),
+                str(r.judge_a), str(r.judge_b))
+
+    rows = [[str(r.judge_a), str(r.judge_b), str(r.task), str(r.subcategory), str(r.scale), _signed_pp(r.diff),
+             ci(r.ci_low, r.ci_high), _p(r.p_value), _p(r.p_adjusted),
+             "yes" if not missing(r.p_adjusted) and float(r.p_adjusted) < 0.05 else "no",
+             "" if missing(r.n) else str(int(r.n))]
+            for r in sorted(c.itertuples(index=False), key=key)]
+    note = ("diff: accuracy with ties of judge A minus judge B (percentage points) on the items both judged; "
+            f"interval: {method}; p: exact McNemar test, adjusted (Holm) across the pairs of one table; "
+            "different: adjusted p below 0.05.")
+    return [Table("Which judge is better: paired comparisons",
+                  ["judge A", "judge B", "task", "subcategory", "scale", "diff (pp)", "95% CI", "p", "p adjusted",
+                   "different", "n"], rows, note=note)]
+
+
 def _task_perspectives(metrics: pd.DataFrame, records: pd.DataFrame | None,
                        run_info: dict[str, Any]) -> dict[str, str]:
     """task -> perspective: from the run's task configs, else from the records and metrics."""
@@ -206,12 +246,13 @@ def build_sections(records: pd.DataFrame | None, metrics: MetricsResult,
     names |= {task_perspective[t] for t in task_counts if t in task_perspective}
     extra = [f"task {t}: data counts not shown (its perspective is unknown)"
              for t in sorted(task_counts) if t not in task_perspective]
-    sections, taken = [], set()
+    sections, taken = [], {"index"}  # reports/index.html is the overview
     for p in sorted(names, key=perspective_rank):
         pm = m[m["perspective"] == p]
         groups = metrics.bias_groups if p == BIAS else None
         tables = (_data_table([t for t in task_counts if task_perspective.get(t) == p], task_counts)
                   + _pairwise_tables(pm, p, cx) + _bias_tables(pm, groups, metrics.bias_normalization, cx)
+                  + comparison_table(getattr(metrics, "comparisons", None), p, interval_method(metrics))
                   + _status_table(records, p) + _failure_table(p, records, cx.failures))
         warnings = [w for w in metrics.warnings if w.startswith(f"{p}: ")]
         sections.append(Section(p, slug(p, taken), tables, warnings))
