@@ -1,8 +1,9 @@
 """Image references that decode lazily and carry a content hash.
 
 An item never holds pixels: it holds an `ImageRef` (a file path, encoded bytes, or both, as in a
-datasets `{bytes, path}` cell). The hash of the encoded bytes keys the result store and lets the
-runner rate an image once however many items or judges share it.
+datasets `{bytes, path}` cell, or an http(s) URL fetched on first use through `mjbench.fetch`). The hash
+of the encoded bytes keys the result store and lets the runner rate an image once however many items or
+judges share it.
 
 Decoding is guarded: an image larger than `max_pixels()` (width x height read from the file's header,
 before any pixel is decoded; default `DEFAULT_MAX_PIXELS`, overridable with the environment variable
@@ -20,10 +21,12 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ConfigError, ItemError
+from mjbench.fetch import fetch_url, is_url
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,7 +63,7 @@ def _megapixels(n: int) -> str:
 class ImageRef:
     """A lazily read, lazily decoded image. Errors name the file (or the origin) that was wrong."""
 
-    __slots__ = ("path", "_data", "_hash", "origin", "_loader")
+    __slots__ = ("path", "_data", "_hash", "origin", "_loader", "url")
 
     def __init__(
         self,
@@ -78,10 +81,13 @@ class ImageRef:
         #: reads the encoded bytes on demand (a dataset cell), so a large dataset is never held in memory
         self._loader = loader
         self.origin = origin or (str(path) if path is not None else "<bytes>")
+        #: the http(s) address of an image fetched on demand (see `from_url`), else None
+        self.url: str | None = None
 
     @classmethod
     def from_cell(cls, cell: Any, base_dir: Path | None = None, origin: str | None = None) -> ImageRef:
-        """Build from a dataset cell: a `{bytes, path}` dict, raw bytes, a path string, or a PIL image."""
+        """Build from a dataset cell: a `{bytes, path}` dict, raw bytes, a path string, an http(s) URL, or a PIL
+        image. A URL is read as a URL, never as a path relative to `base_dir`."""
         if isinstance(cell, ImageRef):
             return cell
         if isinstance(cell, dict):
@@ -93,6 +99,8 @@ class ImageRef:
             raise ItemError(f"{origin or 'image cell'}: the image cell has neither bytes nor a path")
         if isinstance(cell, (bytes, bytearray, memoryview)):
             return cls(data=bytes(cell), origin=origin)
+        if is_url(cell):
+            return cls.from_url(str(cell).strip(), origin)
         if isinstance(cell, (str, Path)):
             p = Path(cell)
             if base_dir is not None and not p.is_absolute():
@@ -103,6 +111,14 @@ class ImageRef:
             cell.save(buf, format="PNG")
             return cls(data=buf.getvalue(), origin=origin)
         raise ItemError(f"{origin or 'image cell'}: cannot use a {type(cell).__name__} as an image")
+
+    @classmethod
+    def from_url(cls, url: str, origin: str | None = None) -> ImageRef:
+        """An image named by an http(s) URL: fetched when first read, through the URL cache
+        (`mjbench.fetch`). `url` keeps the address; the origin (default: the URL) names it in messages."""
+        ref = cls(loader=partial(fetch_url, url), origin=origin or url)
+        ref.url = url
+        return ref
 
     def read_bytes(self) -> bytes:
         if self._data is None and self._loader is not None:

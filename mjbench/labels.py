@@ -1,8 +1,8 @@
 """The one label normaliser: gold labels and predictions from every reader go through `gold_label`.
 
 Documented spellings only, so that a file coded 0/1/2 cannot silently turn its "2" items into ties:
-0 and 1 (int, integral float, or text "0", "1", "0.0", "1.0", "image0", "image_0", ...), "tie"; case and
-surrounding blanks do not matter. Missing: None, NaN, "", "none", "null", "nan". Anything else is a
+0 and 1 (int, integral float, or text "0", "1", "0.0", "1.0", "image0", "image_0", ...), "tie" (both equally
+good) and "both_bad" (both images bad, e.g. GenAI-Arena's `bothbad_vote`); case and surrounding blanks do not matter. Missing: None, NaN, "", "none", "null", "nan". Anything else is a
 `LabelError` naming the value, unless the task's `label_map` translates it. A new gold label (e.g.
 `both_bad`) is one more entry in `Label` and `SPELLINGS`.
 """
@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 
 from mjbench.errors import ItemError
 
-Label = Literal["0", "1", "tie"]
+Label = Literal["0", "1", "tie", "both_bad"]
 LABELS: tuple[str, ...] = get_args(Label)
 
 #: accepted text (lower case, stripped) -> label
@@ -23,6 +23,7 @@ SPELLINGS: dict[str, str] = {
     "0": "0", "0.0": "0", "image0": "0", "image_0": "0",
     "1": "1", "1.0": "1", "image1": "1", "image_1": "1",
     "tie": "tie",
+    "both_bad": "both_bad",
 }
 MISSING = frozenset({"", "none", "null", "nan"})
 
@@ -33,7 +34,8 @@ class LabelError(ItemError, ValueError):
 
 
 def _expected() -> str:
-    return ", ".join(LABELS[:-1]) + " or " + LABELS[-1]
+    # the pairwise labels first (what most data uses), then the rarer classes, so messages read naturally
+    return "0, 1 or tie" + "".join(f" (or {label})" for label in LABELS[3:])
 
 
 def _is_missing(value: Any) -> bool:
@@ -60,7 +62,7 @@ def map_key(value: Any) -> str:
 
 
 def gold_label(value: Any, label_map: Mapping[str, str] | None = None, what: str = "label") -> str | None:
-    """"0", "1", "tie" or None (missing) for `value`; `label_map` (raw value -> label) is applied first.
+    """"0", "1", "tie", "both_bad" or None (missing) for `value`; `label_map` (raw value -> label) is applied first.
     Raises LabelError naming `what` and the value for anything else (2, "0.5", "equal", True, ...)."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar from pandas/pyarrow
         value = value.item()

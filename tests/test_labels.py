@@ -59,4 +59,4 @@ def test_label_map_comes_first_and_is_checked():
 
 
 def test_labels_are_the_documented_set():
-    assert LABELS == ("0", "1", "tie")
+    assert LABELS == ("0", "1", "tie", "both_bad")

@@ -138,7 +138,7 @@ def test_undocumented_verdicts_are_errors_not_ties(tmp_path):
     write(rows, path)
     out = judge("pair", path=path).compare([preq("a"), preq("b"), preq("c"), preq("d")])
     assert [r.status for r in out] == ["error", "error", "error", "ok"]
-    assert out[0].error == f"{path}: item a: verdict '2' is not 0, 1 or tie"
+    assert out[0].error == f"{path}: item a: verdict '2' is not 0, 1 or tie (or both_bad)"
     assert "verdict 'equal'" in out[2].error and out[3].verdict == "0"
 
 
@@ -152,3 +152,46 @@ def test_scores_are_read_exactly(tmp_path, suffix):
     write(pd.DataFrame({"item_id": [f"i{k}" for k in range(300)], "image_index": 0, "score": values}), path)
     out = judge(path=path).score([sreq(f"i{k}", 0) for k in range(300)])
     assert [r.score for r in out] == values  # pandas 2's default CSV parser changed some last digits
+
+
+# MJ-Bench's own result files (get_rm_score*.py): a JSON list of objects, no item id, images as paths
+MJBENCH_RESULT = [
+    {"caption": "a red apple", "image0": "images/0_0.png", "image1": "images/0_1.png", "label": "0",
+     "score_0": 0.7125, "score_1": 0.2, "pred": "0"},
+    {"caption": "two cats", "image0": "images/1_0.png", "image1": "images/1_1.png", "label": "1",
+     "score_0": 0.1, "score_1": 0.9000000000000001, "pred": "1"},
+    {"caption": "a blue car", "image0": "images/2_0.png", "image1": "images/2_1.png", "label": "0",
+     "score_0": 0.5, "score_1": 0.5, "pred": "tie"},
+]
+
+
+def test_mjbench_result_json_files(tmp_path):
+    path = tmp_path / "clipscore_v1_alignment.json"
+    path.write_text(json.dumps(MJBENCH_RESULT, indent=4))
+    # single mode: the wide scores, row k answering item t-k (how sources name rows without an id)
+    single = judge(path=path, row_ids="t-")
+    out = single.score([sreq("t-0", 0), sreq("t-0", 1), sreq("t-1", 1), sreq("t-2", 0), sreq("t-3", 0)])
+    assert [r.score for r in out[:4]] == [0.7125, 0.2, 0.9000000000000001, 0.5]  # exact, as json reads them
+    assert out[4].error == f"no precomputed score for item t-3 image 0 in {path}"
+    # pair mode: MJ-Bench's `pred` as the verdict, mapped to the order shown
+    pair = judge("pair", path=path, row_ids="t-", verdict_column="pred")
+    out = pair.compare([preq("t-0"), preq("t-1", "10"), preq("t-2", "10")])
+    assert [r.verdict for r in out] == ["0", "0", "tie"] and out[1].scores == (0.9000000000000001, 0.1)
+    # format set explicitly for another suffix; not a list of objects; an id column and row_ids at once
+    other = tmp_path / "results.txt"
+    other.write_text(json.dumps(MJBENCH_RESULT))
+    assert judge(path=other, format="json", row_ids="t-").score([sreq("t-1", 0)])[0].score == 0.1
+    (tmp_path / "obj.json").write_text(json.dumps({"results": MJBENCH_RESULT}))
+    with pytest.raises(DataError, match=r"obj\.json: expected a JSON list of objects"):
+        judge(path=tmp_path / "obj.json").setup()
+    (tmp_path / "ids.json").write_text(json.dumps([{"item_id": "x", "score_0": 1, "score_1": 2}]))
+    with pytest.raises(DataError, match=r"ids\.json: has a column 'item_id': use it"):
+        judge(path=tmp_path / "ids.json", row_ids="t-").setup()
+
+
+def test_both_bad_verdicts_and_no_pixels(tmp_path):
+    path = tmp_path / "verdicts.jsonl"
+    write(pd.DataFrame({"item_id": ["a"], "verdict": ["both_bad"]}), path)
+    out = judge("pair", path=path).compare([preq("a"), preq("a", "10")])
+    assert [r.verdict for r in out] == ["both_bad", "both_bad"]  # no image to swap: the same in both orders
+    assert judge(path=path).capabilities.needs_pixels is False

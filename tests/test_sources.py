@@ -4,6 +4,7 @@ quality pairs, sampling, and the one-line errors for bad input."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -254,7 +255,43 @@ def test_parquet_images_are_read_on_demand_across_row_groups(tmp_path: Path) -> 
     for it in reversed(items):  # any order works, the row-group cache only saves reads
         it.image0.release()
     assert {ref.hash for it in items for ref in it.images} == expected
-    assert items[4].image0.load().getpixel((0, 0)) == (255, 0, 0) and "row group 2 row 0" in items[4].image0.origin
+    assert items[4].image0.load().getpixel((0, 0)) == (255, 0, 0) and "rg.parquet row 4 column image0" in items[4].image0.origin
+
+
+@pytest.mark.parametrize("row_group_size", [4, 10_000])  # many row groups, and one row group for the whole file
+def test_parquet_streaming_memory_does_not_grow_with_the_file(tmp_path: Path, row_group_size: int) -> None:
+    """Hashing every image of a 24 MB file (as the runner's planning does) keeps Python's peak memory at a few
+    batches of images, whether the file has many row groups or one (a hub file may be one 7 GB group)."""
+    import random
+    import tracemalloc
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, size = 120, 100_000
+    rng = random.Random(0)
+    cols = {"caption": [f"p{i}" for i in range(n)], "label": [i % 2 for i in range(n)],
+            "image0": [{"bytes": rng.randbytes(size), "path": None} for _ in range(n)],
+            "image1": [{"bytes": rng.randbytes(size), "path": None} for _ in range(n)]}
+    expected = [hashlib.sha256(c["bytes"]).hexdigest() for c in cols["image0"]]
+    pq.write_table(pa.table(cols), tmp_path / "big.parquet", row_group_size=row_group_size)
+    del cols
+    file_bytes = (tmp_path / "big.parquet").stat().st_size
+    assert file_bytes > 2 * n * size
+    tracemalloc.start()
+    try:
+        items = load_task(task(tmp_path, source={"type": "parquet", "path": "big.parquet"})).items
+        hashes = []
+        for it in items:
+            hashes.append(it.image0.hash)
+            it.image0.release()
+            it.image1.hash  # noqa: B018 - read and hash the other column too
+            it.image1.release()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert hashes == expected
+    assert peak < 8_000_000, f"peak {peak} bytes while streaming a {file_bytes}-byte file"
 
 
 def test_parquet_written_by_datasets_with_hf_metadata(tmp_path: Path) -> None:
@@ -398,9 +435,9 @@ def test_csv_coded_0_1_2_drops_and_counts_the_2s(tmp_path: Path, image_dir: Path
     (tmp_path / "d.csv").write_text("prompt,image0,image1,label\n" + "".join(lines), encoding="utf-8")
     result = load_task(task(tmp_path, source={"type": "table", "path": "d.csv"}))
     assert [it.label for it in result.items] == ["0", "1"]
-    assert result.dropped == {"label '2' is not 0, 1 or tie": 2, "label '2.0' is not 0, 1 or tie": 1}
+    assert result.dropped == {"label '2' is not 0, 1 or tie (or both_bad)": 2, "label '2.0' is not 0, 1 or tie (or both_bad)": 1}
     assert len(result.problems) == 3
-    assert result.problems[0].endswith(f"item t-2 ({tmp_path / 'd.csv'} row 3): label '2' is not 0, 1 or tie")
+    assert result.problems[0].endswith(f"item t-2 ({tmp_path / 'd.csv'} row 3): label '2' is not 0, 1 or tie (or both_bad)")
     # the task says what 2 means: every spelling of 2 matches the key "2"
     mapped = load_task(task(tmp_path, "m", source={"type": "table", "path": "d.csv"}, label_map={"2": "tie"}))
     assert [it.label for it in mapped.items] == ["0", "1", "tie", "tie", "tie"]
@@ -414,10 +451,10 @@ def test_undocumented_label_spellings_are_item_problems(tmp_path: Path, image_di
     result = load_task(task(tmp_path, source={"type": "table", "path": "d.jsonl"}), limit=1)
     assert [it.item_id for it in result.items] == ["t-7"]
     assert result.dropped == {
-        "label 0.5 is not 0, 1 or tie": 1, "label '0.5' is not 0, 1 or tie": 1,
-        "label 'equal' is not 0, 1 or tie": 1, "label 'draw' is not 0, 1 or tie": 1,
-        "label True is ambiguous; use 0, 1 or tie": 1, "label 'both' is not 0, 1 or tie": 1,
-        "label 2 is not 0, 1 or tie": 1, "no label (column 'label' is empty)": 1,
+        "label 0.5 is not 0, 1 or tie (or both_bad)": 1, "label '0.5' is not 0, 1 or tie (or both_bad)": 1,
+        "label 'equal' is not 0, 1 or tie (or both_bad)": 1, "label 'draw' is not 0, 1 or tie (or both_bad)": 1,
+        "label True is ambiguous; use 0, 1 or tie (or both_bad)": 1, "label 'both' is not 0, 1 or tie (or both_bad)": 1,
+        "label 2 is not 0, 1 or tie (or both_bad)": 1, "no label (column 'label' is empty)": 1,
     }
     assert sum(result.dropped.values()) == len(result.problems) == 8
     assert "row 3): label 'equal'" in result.problems[2]
@@ -432,8 +469,8 @@ def test_parquet_label_2_is_an_item_problem(tmp_path: Path) -> None:
     pq.write_table(pa.table(cols), tmp_path / "q.parquet")
     result = load_task(task(tmp_path, source={"type": "parquet", "path": "q.parquet"}))
     assert [it.label for it in result.items] == ["0", "1"]
-    assert result.dropped == {"label 2 is not 0, 1 or tie": 2}
-    assert "q.parquet row 2): label 2 is not 0, 1 or tie" in result.problems[0]
+    assert result.dropped == {"label 2 is not 0, 1 or tie (or both_bad)": 2}
+    assert "q.parquet row 2): label 2 is not 0, 1 or tie (or both_bad)" in result.problems[0]
 
 
 def test_image_paths_must_stay_in_the_data_folder(tmp_path: Path, image_dir: Path) -> None:

@@ -52,6 +52,9 @@ class Capabilities:
     #: the request text depends on the perspective (VLM prompts with per-perspective criteria); scorers rate
     #: (image, prompt) the same whatever the perspective, so their cache key leaves it out
     uses_perspective: bool = False
+    #: the judge reads the images; False (precomputed) lets the runner plan it without reading or hashing any
+    #: image (keyed by task, item id and order), so items whose image files are missing or are URLs still run
+    needs_pixels: bool = True
 
 
 class NoOptions(BaseModel):

@@ -1,4 +1,4 @@
-"""Scores or verdicts computed elsewhere, read from a JSONL, CSV or Parquet file keyed by item id.
+"""Scores or verdicts computed elsewhere, read from a JSONL, JSON, CSV or Parquet file keyed by item id.
 
 Single mode, two layouts (option `layout`, `auto` picks by the columns present):
 - long: one row per image, columns `item_id`, `image_index` (0 or 1; empty means 0, the only image of a
@@ -9,11 +9,18 @@ Pair mode: one row per item with `verdict` ("0", "1", "tie", spelled as gold lab
 anything else, such as "2" or "equal", is an error response naming the value) and/or
 the wide score columns, always in the item's own order: the adapter maps them to the order shown.
 
+Formats: `.jsonl`, `.csv`, `.parquet`, and `.json` holding a list of objects, the shape of MJ-Bench's own
+result files (`caption`, `image0`/`image1` paths, `label`, `score_0`/`score_1`, `pred`; read them with
+`verdict_column: pred` in pair mode, or as wide scores in single mode). Such files carry no item id: with
+`row_ids: PREFIX` the row counted k from 0 in file order (before `filters`) answers item `PREFIX<k>`, which
+is how the `table`, `parquet` and `hub` sources name rows without an id (`<task>-<row>`).
+
 Column names are options; `task_column` / `scale_column` add the task or scale to the key, and `filters`
 keeps only matching rows (e.g. `{judge: pickscore-v1}` to read one judge out of a records file). An item
 the file lacks is an error response naming the item and the file, never an invented score. Relative paths
-are relative to the judge YAML's folder. The file's sha256 is part of the judge identity, so editing the
-file invalidates cached results.
+are relative to the judge YAML's folder. The judge never reads an image (`needs_pixels` is off): items whose
+image files are missing, or are URLs, are judged from the file alone. The file's sha256 is part of the judge
+identity, so editing the file invalidates cached results.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,22 +38,25 @@ from mjbench.adapters.base import Capabilities, Judge, PairRequest, Response, Sc
 from mjbench.config import JudgeConfig
 from mjbench.errors import DataError
 from mjbench.labels import gold_label
-from mjbench.records import read_jsonl
+from mjbench.records import read_jsonl, read_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_SWAP = {"0": "1", "1": "0", "tie": "tie"}
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
+            ".pq": "parquet"}
+_SWAP = {"0": "1", "1": "0", "tie": "tie", "both_bad": "both_bad"}
 
 
 class PrecomputedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str
-    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
+    format: Literal["auto", "jsonl", "json", "csv", "parquet"] = "auto"
     layout: Literal["auto", "long", "wide"] = "auto"
     item_column: str = "item_id"
+    #: the file has no id column: row k (from 0, in file order) answers item f"{row_ids}{k}", e.g. "<task>-"
+    row_ids: str | None = None
     image_column: str = "image_index"
     score_column: str = "score"
     score_columns: tuple[str, str] = ("score_0", "score_1")
@@ -60,7 +71,8 @@ def _empty(value: Any) -> bool:
 
 
 class PrecomputedJudge(Judge):
-    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single", "pair"), keyed_by_item=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(modes=("single", "pair"), keyed_by_item=True,
+                                                        needs_pixels=False)
     Options = PrecomputedOptions
     options: PrecomputedOptions
 
@@ -113,6 +125,8 @@ class PrecomputedJudge(Judge):
         try:
             if fmt == "jsonl":
                 df = pd.DataFrame(read_jsonl(self.path), dtype=object)  # values as the json module read them
+            elif fmt == "json":
+                df = pd.DataFrame(_read_json_list(self.path), dtype=object)
             elif fmt == "csv":
                 # every cell as text, scores then parsed by `float`: exact under every pandas version
                 # (pandas 2's default parser may change the last digit of a score)
@@ -121,6 +135,11 @@ class PrecomputedJudge(Judge):
                 df = pd.read_parquet(self.path)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{self.path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+        if o.row_ids is not None:  # numbered before filtering: row k of the file is item <row_ids>k
+            if o.item_column in df.columns:
+                raise DataError(f"{self.path}: has a column {o.item_column!r}: use it (options.item_column) "
+                                "or rename it, not options.row_ids as well")
+            df[o.item_column] = [f"{o.row_ids}{k}" for k in range(len(df))]
         for column, value in o.filters.items():
             self._require(df, column, f"filters.{column}")
             df = df[df[column].astype(str) == str(value)]
@@ -263,3 +282,17 @@ class PrecomputedJudge(Judge):
                 scores = (scores[1], scores[0]) if scores is not None else None
             out.append(Response(verdict=label, scores=scores))  # type: ignore[arg-type]
         return out
+
+
+def _read_json_list(path: Path) -> list[dict[str, Any]]:
+    """A `.json` file holding a list of objects (MJ-Bench's result files), values as the json module reads
+    them (so scores stay exact)."""
+    import json
+
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise DataError(f"{path}: expected a JSON list of objects (one per item), as MJ-Bench's result files are")
+    return data

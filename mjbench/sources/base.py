@@ -41,6 +41,9 @@ class Source:
     """Base class: subclasses set `Options` (validating the task's `source:` mapping) and `load`."""
 
     Options: ClassVar[type[SourceOptions]] = SourceOptions
+    #: a local folder holding hub repositories as `<owner>/<name>/` snapshots, read instead of the hub
+    #: (`--hub-mirror`; set by `make_source`); only the `hub` source uses it
+    hub_mirror: Path | None = None
 
     def __init__(self, task: TaskConfig):
         self.task = task
@@ -69,8 +72,9 @@ class Source:
 SOURCES: Registry[type[Source]] = Registry("source", entry_point_group="mjbench.sources")
 
 
-def make_source(task: TaskConfig) -> Source:
-    """Instantiate the task's source; an unknown type names the task file and suggests close names."""
+def make_source(task: TaskConfig, hub_mirror: str | Path | None = None) -> Source:
+    """Instantiate the task's source; an unknown type names the task file and suggests close names.
+    `hub_mirror`: a folder of local hub snapshots (`<owner>/<name>/`) that `hub` sources read instead of the hub."""
     name = task.source["type"]
     try:
         cls = SOURCES.get(name)
@@ -78,12 +82,17 @@ def make_source(task: TaskConfig) -> Source:
         where = task.path or f"task {task.name}"
         exc.args = (f"{where}: source.type: {exc}",)
         raise
-    return cls(task)
+    source = cls(task)
+    if hub_mirror is not None:
+        source.hub_mirror = Path(hub_mirror).expanduser()
+    return source
 
 
-def load_task(task: TaskConfig, limit: int | None = None, seed: int = 0) -> LoadResult:
+def load_task(
+    task: TaskConfig, limit: int | None = None, seed: int = 0, hub_mirror: str | Path | None = None
+) -> LoadResult:
     """Load a task's items; `limit` keeps a seeded sample of that many, in their original order."""
-    result = make_source(task).load()
+    result = make_source(task, hub_mirror).load()
     items = [it if it.task == task.name else it.model_copy(update={"task": task.name}) for it in result.items]
     if limit is not None and limit < len(items):
         rng = random.Random(f"{seed}:{task.name}")

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from mjbench.config import TaskConfig
 from mjbench.errors import ConfigError, DataError, ItemError
+from mjbench.fetch import is_url
 from mjbench.images import ImageRef
 from mjbench.items import BiasItem, PairItem
 from mjbench.labels import gold_label
@@ -35,6 +36,8 @@ PAIR_FIELDS: dict[str, tuple[str, ...]] = {
     "image0": ("image0",),
     "image1": ("image1",),
     "label": ("label",),
+    "label_strength": ("label_strength",),  # graded gold, e.g. -3..3 (negative = image0 preferred)
+    "label_prob": ("label_prob",),  # soft gold: probability that image0 is preferred
     "info": ("info",),
 }
 BIAS_FIELDS: dict[str, tuple[str, ...]] = {
@@ -143,9 +146,16 @@ def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: s
     problems: list[str] = []
     dropped: dict[str, int] = {}
     seen: set[str] = set()
+    filtered_out: dict[str, set[str]] = {col: set() for col in opts.filter}  # values seen, for the error below
+    rows = passed = 0
     for index, row in enumerate(table.rows):
-        if not _passes(row, opts.filter):
+        rows += 1
+        if not passes_filter(row, opts.filter):
+            for col, values in filtered_out.items():
+                if len(values) < 30:
+                    values.add(str(_plain(row.get(col))))
             continue
+        passed += 1
         raw_id = row.get(cols["item_id"]) if cols["item_id"] else None
         item_id = f"{task.name}-{index}" if _empty(raw_id) else str(raw_id)
         try:
@@ -160,6 +170,10 @@ def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: s
             continue
         seen.add(item_id)
         items.append(item)
+    if opts.filter and rows and not passed:  # a filter value that is spelled otherwise in the data
+        wanted = ", ".join(f"{col}={want!r}" for col, want in opts.filter.items())
+        present = "; ".join(f"{col}: {', '.join(sorted(v))}" for col, v in filtered_out.items())
+        raise DataError(f"{where}: source.filter: no row of {table.origin} has {wanted}; values there: {present}")
     return LoadResult(items=items, problems=problems, dropped=dropped)
 
 
@@ -210,7 +224,23 @@ def _build(
         image0=_image(cell("image0"), cols["image0"], table, item_id, opts),
         image1=_image(cell("image1"), cols["image1"], table, item_id, opts),
         label=_label(cell("label"), task.label_map, cols["label"]),
+        label_strength=_number(cell("label_strength"), cols["label_strength"]),
+        label_prob=_number(cell("label_prob"), cols["label_prob"], low=0.0, high=1.0),
     )
+
+
+def _number(value: Any, col: str | None, low: float = -math.inf, high: float = math.inf) -> float | None:
+    """An optional graded or soft gold label: a finite number in [low, high], or None where the cell is empty."""
+    if _empty(value):
+        return None
+    try:
+        number = float(_plain(value))
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(_plain(value), bool) or not low <= number <= high:
+        raise RowProblem(f"column {col!r}: {value!r} is not a number in [{low:g}, {high:g}]",
+                         f"column {col!r}: not a number in [{low:g}, {high:g}]")
+    return number
 
 
 def _label(value: Any, label_map: dict[str, str], col: str | None) -> str:
@@ -231,9 +261,10 @@ def image_from_cell(
     cell: Any, base_dir: Path | None, allow_outside: bool, origin: str | None = None
 ) -> ImageRef:
     """`ImageRef.from_cell`, refusing a path (a text cell, or a `{path}` cell without bytes) that leaves
-    `base_dir` once `..` is resolved, unless `allow_outside` (symbolic links are not followed)."""
+    `base_dir` once `..` is resolved, unless `allow_outside` (symbolic links are not followed). An http(s)
+    URL is no path: it is fetched when first read (see `mjbench.fetch`)."""
     path = cell.get("path") if isinstance(cell, dict) and cell.get("bytes") is None else cell
-    if isinstance(path, (str, Path)) and not allow_outside:
+    if isinstance(path, (str, Path)) and not is_url(path) and not allow_outside:
         _check_inside(Path(path), base_dir)
     return ImageRef.from_cell(cell, base_dir=base_dir, origin=origin)
 
@@ -291,7 +322,7 @@ def _parse_info(value: Any) -> Any:
     return _plain(value)
 
 
-def _passes(row: dict[str, Any], filt: dict[str, Any]) -> bool:
+def passes_filter(row: dict[str, Any], filt: dict[str, Any]) -> bool:
     for col, want in filt.items():
         got = _plain(row.get(col))
         allowed = want if isinstance(want, list) else [want]
