@@ -26,6 +26,21 @@ IncludeOpt = Annotated[list[Path] | None, typer.Option(
     "--include-path", "-I", help="Folder with extra tasks/ and judges/ YAML (repeatable).")]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Replace the outputs of a different run (or of a `run`, for aggregate) in --out.")]
+HubMirrorOpt = Annotated[Path | None, typer.Option(
+    "--hub-mirror", envvar="MJBENCH_HUB_MIRROR", help="Read hub datasets from local snapshots at DIR/<owner>/<name>/ "
+    "(as `hf download <owner>/<name> --repo-type dataset --local-dir DIR/<owner>/<name>` writes them).")]
+
+BiasNormOpt = Annotated[str, typer.Option(help=(
+    "Bias scores: minmax (per judge, task and scale, as MJ-Bench), scale (the scale's bounds) or none (raw "
+    "scores, as some of MJ-Bench's published tables)."))]
+BiasAverageOpt = Annotated[str, typer.Option(help=(
+    "Bias per axis: the mean over items (each image counts once) or over groups (each occupation counts once, "
+    "as MJ-Bench's published tables)."))]
+CalibrateOpt = Annotated[list[str] | None, typer.Option(help=(
+    "Fit the tie epsilon of acc_tie_calibrated on another task's items: TASK=DEV (repeatable) or DEV for every "
+    "task (default: each task's own items, with a warning that the number is optimistic)."))]
+BIAS_NORMALIZATIONS = ("minmax", "scale", "none")
+BIAS_AVERAGES = ("items", "groups")
 
 #: set by the global --debug option: errors are raised with their traceback instead of one line
 _DEBUG = {"on": False}
@@ -67,6 +82,24 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
+def _bias_options(normalization: str, average: str) -> None:
+    if normalization not in BIAS_NORMALIZATIONS:
+        raise MjbenchError(f"--bias-normalization must be minmax, scale or none, not {normalization!r}")
+    if average not in BIAS_AVERAGES:
+        raise MjbenchError(f"--bias-average must be items or groups, not {average!r}")
+
+
+def _calibration(values: list[str] | None) -> dict[str, str]:
+    """--calibrate-on values as {task: dev task}; a bare DEV applies to every task ("*")."""
+    out: dict[str, str] = {}
+    for value in _split(values) or []:
+        task, _, dev = value.rpartition("=")
+        if not dev.strip() or (value.count("=") and not task.strip()):
+            raise MjbenchError(f"--calibrate-on: expected TASK=DEV or DEV, got {value!r}")
+        out[task.strip() or "*"] = dev.strip()
+    return out
+
+
 def _setup_logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
@@ -89,12 +122,29 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for sampling and order randomisation.")] = 0,
     store: Annotated[Path | None, typer.Option(help="Result store to share across runs (SQLite).")] = None,
     tie_threshold: Annotated[float | None, typer.Option(help="Score gap counted as a tie (overrides judges).")] = None,
-    bias_normalization: Annotated[str, typer.Option(help="minmax (MJ-Bench) or scale (the scale's bounds).")] = "minmax",
+    bias_normalization: BiasNormOpt = "minmax",
+    bias_average: BiasAverageOpt = "items",
+    calibrate_on: CalibrateOpt = None,
     records_format: Annotated[str, typer.Option(help="jsonl or parquet.")] = "jsonl",
     device: Annotated[str | None, typer.Option(help="Override every judge's device (cpu, cuda, mps).")] = None,
     include_path: IncludeOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; warnings and summary only.")] = False,
     force: ForceOpt = False,
+    hub_mirror: HubMirrorOpt = None,
+    shard: Annotated[str | None, typer.Option(help=(
+        "Judge only shard I of N (I/N, counted from 0) of the planned requests, split by a hash of their "
+        "cache key, into <out>/shards/I-of-N/ (its own store and run.json; no records or metrics): start N "
+        "processes with any launcher, then `mjbench merge`. `auto` reads RANK/WORLD_SIZE (torchrun, "
+        "accelerate launch), SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or SLURM_PROCID/SLURM_NTASKS."))] = None,
+    engine: Annotated[str, typer.Option(help=(
+        "Where local-model judges run: local (this process) or ray (a Ray Data actor pool, one model per "
+        "actor, on the cluster in RAY_ADDRESS or a local Ray); API judges always run here, concurrently."))]
+    = "local",
+    ray_actors: Annotated[int | None, typer.Option(help=(
+        "--engine ray: at most this many actors (models) per judge (default: one per GPU of the cluster, "
+        "or one per CPU for judges off the GPU)."))] = None,
+    gallery_max: Annotated[int, typer.Option(min=0, help=(
+        "Failure gallery in the HTML reports: at most this many items per judge, scale and subcategory."))] = 12,
 ) -> None:
     """Run judges over tasks and write a run directory. With no arguments: the embedded synthetic suite
     with the offline judges, on the CPU. Re-running the same command resumes from the store: finished
@@ -109,15 +159,19 @@ def run(
     from mjbench.runner import DEFAULT_JUDGES, DEFAULT_TASKS, RunSpec, run_benchmark
 
     _setup_logging(quiet)
-    if bias_normalization not in ("minmax", "scale"):
-        raise MjbenchError(f"--bias-normalization must be minmax or scale, not {bias_normalization!r}")
+    _bias_options(bias_normalization, bias_average)
     if records_format not in ("jsonl", "parquet"):
         raise MjbenchError(f"--records-format must be jsonl or parquet, not {records_format!r}")
+    from mjbench.shard import parse_shard
+
     spec = RunSpec(
         tasks=_split(tasks) or DEFAULT_TASKS, judges=_split(judges) or DEFAULT_JUDGES,
         scales=_split(scales), out=out, limit=limit, seed=seed, include_paths=include_path or [],
         store=store, tie_threshold=tie_threshold, bias_normalization=bias_normalization,
-        records_format=records_format, device=device, quiet=quiet, force=force,
+        bias_average=bias_average, calibrate_on=_calibration(calibrate_on),
+        records_format=records_format, device=device, quiet=quiet, force=force, hub_mirror=hub_mirror,
+        shard=parse_shard(shard) if shard else None, engine=engine, ray_actors=ray_actors,
+        gallery_max=gallery_max,
     )
     try:
         result = run_benchmark(spec)
@@ -128,6 +182,107 @@ def run(
     _summary(result.out_dir, result.metrics)
     typer.echo(f"requests computed: {result.computed}, reused from the store: {result.reused}; "
                f"{len(result.records)} records; {len(result.problems)} item problems")
+    if spec.shard is not None:
+        typer.echo(f"shard {spec.shard}: answers in {spec.store or result.out_dir / 'store.sqlite'}; once every "
+                   "shard is done: mjbench merge <the shards' stores> with this command's other options")
+    if result.judge_failures or result.failures:
+        _failure_summary(result.judge_failures, result.failures)
+        raise typer.Exit(1)
+
+
+@app.command()
+@_user_errors
+def merge(
+    stores: Annotated[list[Path], typer.Argument(help="The shards' stores, e.g. results/x/shards/*/store.sqlite.")],
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="Tasks or suites, as the shards ran.")] = None,
+    judges: Annotated[list[str] | None, typer.Option("--judges", "-j", help="Judges, as the shards ran.")] = None,
+    scales: Annotated[list[str] | None, typer.Option("--scales", "-s", help="Scales, as the shards ran.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default results/<name>).")] = None,
+    limit: Annotated[int | None, typer.Option(help="As the shards ran.")] = None,
+    seed: Annotated[int, typer.Option(help="As the shards ran.")] = 0,
+    store: Annotated[Path | None, typer.Option(help="The run's store the shards are merged into "
+                                                    "(default <out>/store.sqlite).")] = None,
+    tie_threshold: Annotated[float | None, typer.Option(help="Score gap counted as a tie (overrides judges).")] = None,
+    bias_normalization: BiasNormOpt = "minmax",
+    bias_average: BiasAverageOpt = "items",
+    calibrate_on: CalibrateOpt = None,
+    records_format: Annotated[str, typer.Option(help="jsonl or parquet.")] = "jsonl",
+    include_path: IncludeOpt = None,
+    hub_mirror: HubMirrorOpt = None,
+    gallery_max: Annotated[int, typer.Option(min=0, help=(
+        "Failure gallery in the HTML reports: at most this many items per judge, scale and subcategory."))] = 12,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and summary only.")] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Merge the stores of a sharded run (`run --shard I/N`) into the run's store and write its run directory
+    (records, metrics, leaderboards, reports) through the same code as `run`: give it the options the shards
+    ran with. Nothing is judged. Two stores with different answers to one request: one error line, nothing
+    merged. Requests no store answered become `error` records (exit 1): re-run that shard and merge again,
+    or run the same `run` command without --shard on this --out to judge just those.
+
+    Exit codes as for run: 0 = complete; 1 = some requests unanswered; 2 = usage error or conflicting stores.
+    """
+    from mjbench.runner import DEFAULT_JUDGES, DEFAULT_TASKS, RunSpec, run_benchmark
+
+    _setup_logging(quiet)
+    _bias_options(bias_normalization, bias_average)
+    if records_format not in ("jsonl", "parquet"):
+        raise MjbenchError(f"--records-format must be jsonl or parquet, not {records_format!r}")
+    spec = RunSpec(
+        tasks=_split(tasks) or DEFAULT_TASKS, judges=_split(judges) or DEFAULT_JUDGES,
+        scales=_split(scales), out=out, limit=limit, seed=seed, include_paths=include_path or [],
+        store=store, tie_threshold=tie_threshold, bias_normalization=bias_normalization,
+        bias_average=bias_average, calibrate_on=_calibration(calibrate_on),
+        records_format=records_format, quiet=True, force=force, merge_from=stores, hub_mirror=hub_mirror,
+        gallery_max=gallery_max,
+    )
+    result = run_benchmark(spec)
+    _summary(result.out_dir, result.metrics)
+    merged = len(stores)
+    typer.echo(f"merged {merged} store(s): {result.reused} requests answered; {len(result.records)} records")
+    if result.judge_failures or result.failures:
+        _failure_summary(result.judge_failures, result.failures)
+        raise typer.Exit(1)
+
+
+@app.command()
+@_user_errors
+def label(
+    tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="Candidate tasks (`kind: candidates`).")],
+    judges: Annotated[list[str], typer.Option("--judges", "-j", help="Judges of the jury (name or YAML path).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (preferences.parquet, .jsonl, .md).")],
+    jury: Annotated[str, typer.Option(help="mean (of per-judge z-scores), vote (majority) or borda.")] = "mean",
+    policy: Annotated[str, typer.Option(help="best-vs-worst, best-vs-each or all-pairs.")] = "best-vs-worst",
+    min_margin: Annotated[float, typer.Option(help="Keep pairs whose jury-score margin is at least this.")] = 0.0,
+    min_agreement: Annotated[float, typer.Option(help="Keep pairs where at least this share of judges agree.")] = 0.0,
+    min_chosen_score: Annotated[float | None, typer.Option(help="Keep pairs whose chosen jury score is at least "
+                                                                "this.")] = None,
+    benchmark: Annotated[Path | None, typer.Option(help="A `mjbench run` directory: record the judges' measured "
+                                                        "accuracy per perspective in the export.")] = None,
+    scales: Annotated[list[str] | None, typer.Option("--scales", "-s", help="Only these feedback scales.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for tie-breaks and order randomisation.")] = 0,
+    store: Annotated[Path | None, typer.Option(help="Result store to share with runs (SQLite).")] = None,
+    device: Annotated[str | None, typer.Option(help="Override every judge's device (cpu, cuda, mps).")] = None,
+    include_path: IncludeOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    force: ForceOpt = False,
+    hub_mirror: HubMirrorOpt = None,
+) -> None:
+    """Label unlabelled candidate sets with judges (and a jury) and export preference pairs for DPO.
+
+    Judging goes through the same runner, store and resume as `run`. Exit codes as for run."""
+    from mjbench.label import LabelSpec, run_label
+
+    _setup_logging(quiet)
+    spec = LabelSpec(
+        tasks=_split(tasks) or [], judges=_split(judges) or [], out=out, jury=jury, policy=policy,
+        min_margin=min_margin, min_agreement=min_agreement, min_chosen_score=min_chosen_score, seed=seed,
+        scales=_split(scales), benchmark=benchmark, include_paths=include_path or [], store=store, device=device,
+        quiet=quiet, force=force, hub_mirror=hub_mirror)
+    result = run_label(spec)
+    dropped = ", ".join(f"{k} {v}" for k, v in result.dropped.items() if v) or "none"
+    typer.echo(f"{result.kept} preference pairs in {result.out_dir / 'preferences.parquet'}; dropped: {dropped}")
+    typer.echo(f"requests computed: {result.computed}, reused from the store: {result.reused}")
     if result.judge_failures or result.failures:
         _failure_summary(result.judge_failures, result.failures)
         raise typer.Exit(1)
@@ -164,11 +319,64 @@ def _summary(out_dir: Path, metrics: Any) -> None:
 
 @app.command()
 @_user_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories or records files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for comparisons.csv and comparisons.md.")],
+    tie_threshold: Annotated[float, typer.Option(help="Score gap counted as a tie where pred is empty.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the cluster bootstrap.")] = 0,
+) -> None:
+    """Paired comparison of the judges of several runs on their common items (task, item_id, scale);
+    a judge name found in several runs is labelled RUN:judge."""
+    from mjbench.compare import compare_runs
+
+    md = compare_runs(runs, out, tie_threshold=tie_threshold, seed=seed)
+    typer.echo(md.read_text(encoding="utf-8"))
+    typer.echo(f"written: {md} and {md.with_suffix('.csv')}")
+
+
+@app.command()
+@_user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (mjbench run or aggregate).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the export into.")],
+    format: Annotated[str, typer.Option("--format", help="eee: Every Eval Ever, schema 0.3.")] = "eee",
+    organization: Annotated[str, typer.Option(help="Who ran the evaluation (source_organization_name).")] = "mjbench",
+    collection: Annotated[str, typer.Option(help="Benchmark folder under data/.")] = "mjbench",
+) -> None:
+    """Export a run directory to another result format (Every Eval Ever 0.3: one aggregate JSON per judge
+    plus its per-sample JSONL)."""
+    from mjbench.export import export_eee
+
+    if format != "eee":
+        raise MjbenchError(f"--format: expected 'eee', got {format!r}")
+    for path in export_eee(run_dir, out, collection=collection, organization=organization):
+        typer.echo(path)
+
+
+@app.command()
+@_user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (run.json and its records).")],
+    gallery_max: Annotated[int | None, typer.Option(min=0, help=(
+        "Failure gallery: items per judge, scale and subcategory (default: the run's, else 12)."))] = None,
+) -> None:
+    """Write the tables, leaderboards and HTML reports of a run directory again from its records, without
+    asking any judge (images for the failure gallery are re-read from the run's tasks)."""
+    from mjbench.report import rebuild_reports
+
+    written = rebuild_reports(run_dir, gallery_max)
+    typer.echo(f"{len(written)} files written; open {run_dir / 'reports' / 'index.html'}")
+
+
+@app.command()
+@_user_errors
 def aggregate(
     records: Annotated[list[Path], typer.Argument(help="Records files (JSONL, Parquet or CSV).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics, leaderboard and reports.")],
     tie_threshold: Annotated[float, typer.Option(help="Score gap counted as a tie where pred is empty.")] = 0.0,
-    bias_normalization: Annotated[str, typer.Option(help="minmax or scale.")] = "minmax",
+    bias_normalization: BiasNormOpt = "minmax",
+    bias_average: BiasAverageOpt = "items",
+    calibrate_on: CalibrateOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Recompute every table from records files, whoever produced them. Refuses to write into the run
@@ -179,10 +387,15 @@ def aggregate(
     from mjbench.rundir import AGGREGATE_OUTPUTS, RunDirectory
     from mjbench.runner import write_json
 
+    _bias_options(bias_normalization, bias_average)
+    calibration = _calibration(calibrate_on)
     frame = read_records(records)
-    metrics = compute_metrics(frame, tie_threshold=tie_threshold, bias_normalization=bias_normalization)
+    metrics = compute_metrics(frame, tie_threshold=tie_threshold, bias_normalization=bias_normalization,
+                              bias_average=bias_average, calibrate_on=calibration)
     info = {"command": "aggregate", "records": [str(p) for p in records], "tie_threshold": tie_threshold,
-            "bias_normalization": bias_normalization, "counts": {"records": len(frame)}}
+            "bias_normalization": bias_normalization, "bias_average": bias_average,
+            "calibrate_on": calibration, "counts": {"records": len(frame)},
+            "intervals": metrics.interval_info}
 
     def write(folder: Path) -> None:
         write_run_outputs(folder, frame, metrics, info)
@@ -207,13 +420,14 @@ def _print_problems(catalog: Any) -> None:
 
 @tasks_app.command("list")
 @_user_errors
-def tasks_list(include_path: IncludeOpt = None) -> None:
-    """Tasks and suites: name, perspective, subcategories, item count where cheap, source."""
+def tasks_list(include_path: IncludeOpt = None, hub_mirror: HubMirrorOpt = None) -> None:
+    """Tasks and suites: name, perspective, subcategories, item count where cheap (hub tasks: from a mirror),
+    source."""
     from rich.console import Console
     from rich.table import Table
 
     from mjbench.config import SuiteConfig
-    from mjbench.sources import SOURCES
+    from mjbench.sources import make_source
 
     catalog = _catalog(include_path)
     table = Table("name", "perspective", "subcategories", "items", "source")
@@ -224,7 +438,7 @@ def tasks_list(include_path: IncludeOpt = None) -> None:
             continue
         count: int | None = None
         try:
-            count = SOURCES.get(cfg.source["type"])(cfg).count()
+            count = make_source(cfg, hub_mirror).count()
         except MjbenchError:
             count = None
         table.add_row(name, cfg.perspective, ", ".join(cfg.subcategories) or "(from data)",

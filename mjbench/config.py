@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mjbench import PERSPECTIVES
 from mjbench.errors import ConfigError
+from mjbench.labels import gold_label
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 
@@ -42,13 +43,16 @@ class TaskConfig(_Config):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     version: str = "1"
-    kind: Literal["pair", "bias"] = "pair"
+    kind: Literal["pair", "bias", "candidates"] = "pair"  # candidates: unlabelled, `mjbench label`
     perspective: str
     source: dict[str, Any]  # {type: <source name>, ...options of that source}
     columns: dict[str, str] = Field(default_factory=dict)  # canonical field -> column in the data
     subcategory: SubcategorySpec = Field(default_factory=lambda: SubcategorySpec(fixed="all"))
     subcategories: list[str] = Field(default_factory=list)  # declared names, for listings
     label_map: dict[str, str] = Field(default_factory=dict)
+    #: the gold classes this task uses, e.g. [0, 1, tie, both_bad]: pair prompts offer the judge the same
+    #: choices (`both_bad` adds a BOTH_BAD answer); None: 0, 1 and tie
+    labels: list[str] | None = None
     citation: str = ""
     license: str = ""
     homepage: str = ""
@@ -67,6 +71,17 @@ class TaskConfig(_Config):
         if isinstance(v, dict):
             return {str(k): str(x) for k, x in v.items()}
         return v
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        """Each class through the one label normaliser; 0 and 1 must be among them."""
+        if not isinstance(v, list):
+            return v
+        labels = [gold_label(x, what="labels entry") for x in v]
+        if None in labels or not {"0", "1"} <= set(labels):
+            raise ValueError(f"expected a list of gold classes that includes 0 and 1, got {v!r}")
+        return list(dict.fromkeys(labels))
 
     @field_validator("version", mode="before")
     @classmethod
@@ -123,7 +138,9 @@ class JudgeConfig(_Config):
     batch_size: int = Field(default=16, ge=1)
     tie_threshold: float = Field(default=0.0, ge=0)
     # API and concurrency policy (applied by the runner, not by adapters)
-    base_url: str | None = None
+    #: the server; a list names replicas of one deployment (data parallelism across machines): requests go
+    #: round-robin, and the first address stands for all of them in the cache key (see `identity`)
+    base_url: str | list[str] | None = None
     api_key_env: str | None = None
     max_concurrency: int = Field(default=8, ge=1)
     requests_per_minute: float | None = Field(default=None, gt=0)
@@ -141,6 +158,18 @@ class JudgeConfig(_Config):
     license: str = ""
     homepage: str = ""
 
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list; give one address or several replicas")
+            if any(not u.strip() for u in v):
+                raise ValueError("an empty address in the list")
+            if len(set(v)) != len(v):
+                raise ValueError("an address is listed twice")
+        return v
+
     @field_validator("orders")
     @classmethod
     def _orders(cls, v: list[str]) -> list[str]:
@@ -154,6 +183,9 @@ class JudgeConfig(_Config):
         """What determines this judge's answers; hashed into every cache key. Local weights are named by a
         path, so their size and modification time join it: retrained weights at the same path are new."""
         identity = self.model_dump(mode="json", exclude=IDENTITY_EXCLUDE)
+        if isinstance(self.base_url, list):
+            # replicas answer alike: which one answered, and how many there are, must not change the key
+            identity["base_url"] = self.base_url[0]
         local = local_fingerprints([self.model, *_strings(self.options)], self.path)
         if local:
             identity["local_files"] = local

@@ -30,12 +30,16 @@ class _Item(BaseModel):
 
 
 class PairItem(_Item):
-    """Two images for one prompt; `label` says which is better ("0", "1" or "tie")."""
+    """Two images for one prompt; `label` says which is better ("0", "1", "tie" or "both_bad");
+    optional graded (`label_strength`, negative = image0 preferred) and soft (`label_prob`, probability that
+    image0 is preferred) gold labels, copied into the records."""
 
     kind: Literal["pair"] = "pair"
     image0: ImageRef
     image1: ImageRef
     label: Label | None
+    label_strength: float | None = None
+    label_prob: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @field_validator("label", mode="before")
     @classmethod

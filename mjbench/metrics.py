@@ -1,7 +1,10 @@
 """Meta-evaluation: turns records into the long metrics table of DESIGN.md ("metrics.csv", "Metric definitions").
 
 Pure functions over a records DataFrame (as normalised by `mjbench.records.read_records`); no model calls.
-Every `value` is a fraction in [0, 1], or NaN where it is undefined (never a guessed number).
+Every `value` is a fraction in [0, 1], or NaN where it is undefined (never a guessed number), except the
+rows of `mjbench.gold.RAW_VALUE_METRICS` (`tie_epsilon`, `bt_temperature`: score units; `log_loss`: nats).
+Gold labels beyond 0/1 (ties and `both_bad` over all items, `label_strength`, `label_prob`) have their own
+metrics, defined in `mjbench.gold` and added here where a task's records carry such labels.
 
 Pairwise metrics, per judge, task, scale, perspective and subcategory. Subcategory `ALL` pools the items of
 the perspective (item-weighted); `ALL_MACRO` is the unweighted mean of the subcategory values that are
@@ -13,7 +16,9 @@ defined, with `n` = the number of subcategories averaged.
   prediction), `acc_with_tie`, `acc_without_tie`, `tie_rate` and their intervals are NaN (a judge that did
   not answer is not a 0 % judge); `invalid_rate` is 1.0 and `n` still counts the items. The same holds for
   `ALL` (pooled items) and `ALL_MACRO` (NaN when no subcategory value is defined).
-- `gold_tie_excluded`: share of labelled items left out because their gold label is a tie; `n` = their count.
+- Gold labels `tie` and `both_bad` name no image: the accuracies above leave such items out and count them
+  in `gold_tie_excluded` (share of labelled items; `n` = their count). A `both_bad` verdict, like a tie,
+  names no image: it is wrong in `acc_with_tie`, left out of `acc_without_tie`, and counted in `tie_rate`.
 - `acc_with_tie_order01`, `acc_with_tie_order10`: `acc_with_tie` over the records run in that image order;
   NaN where none of them has a valid verdict.
 - `consistency`: share of the items run in both orders, both verdicts valid, whose two verdicts agree once
@@ -32,10 +37,12 @@ defined, with `n` = the number of subcategories averaged.
 
 Bias metrics (rows with perspective `bias` and no label), per judge, task and scale; subcategory = the axis
 or `overall`. Scores are normalised per (judge, task, scale): min-max over that judge's valid scores in
-that task at that scale (`minmax`), or by the scale's own bounds (`scale`). Deliberately not over all of
-the judge's bias scores across tasks: a task's numbers must not depend on which other tasks ran beside it.
+that task at that scale (`minmax`), by the scale's own bounds (`scale`), or not at all (`none`: raw scores,
+as some of MJ-Bench's published tables). Deliberately not over all of the judge's bias scores across
+tasks: a task's numbers must not depend on which other tasks ran beside it.
 - `bias_acc`, `bias_nds`, `bias_ges`: each group's value (DESIGN.md), averaged over the valid items of the
-  subset; `n` = items averaged. A group with fewer than two valid items has no pair to compare: NaN.
+  subset (`bias_average="items"`, `n` = items averaged) or over its groups, each once (`"groups"`, as
+  MJ-Bench's tables; `n` = groups averaged). A group with fewer than two valid items has no pair to compare: NaN.
   `bias_acc` counts a pair as close when `within(|s_i - s_j|, tolerance)` (default tolerance 0.1).
   NDS = 1 - sigma/mu is negative when sigma > mu (possible for [0,1] scores with mu < 0.5: {0, 0, 0, 1}
   gives -0.73); it is floored at 0 to keep the [0, 1] contract, with a warning, and the raw value is kept in
@@ -48,10 +55,13 @@ the judge's bias scores across tasks: a task's numbers must not depend on which 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ConfigError, DataError, MjbenchError
+from mjbench.gold import gold_label_rows
+from mjbench.labels import LABELS
 from mjbench.records import REQUIRED_COLUMNS
 from mjbench.stats import (
     CONFIDENCE,
@@ -69,11 +79,14 @@ if TYPE_CHECKING:
 METRIC_COLUMNS = ("judge", "task", "perspective", "subcategory", "scale", "metric", "value", "n",
                   "ci_low", "ci_high")
 VERDICT_COLUMNS = ("judge", "task", "scale", "perspective", "subcategory", "item_id", "cluster", "label",
-                   "pred", "valid", "scored", "correct", "decided", "agree", "both", "both_invalid")
+                   "pred", "valid", "scored", "correct", "decided", "agree", "both", "both_invalid", "gap",
+                   "label_strength", "label_prob")
 SCALE_STUDY_COLUMNS = ("judge", "perspective", "scale", "acc_with_tie", "ci_low", "ci_high", "n")
 BIAS_GROUP_COLUMNS = ("judge", "task", "scale", "group", "n", "mean_score", "bias_acc", "bias_nds",
                       "bias_nds_raw", "bias_ges")
-VERDICTS = ("0", "1", "tie")
+VERDICTS = LABELS  # "0", "1", "tie", "both_bad": a prediction takes the values of a gold label
+BIAS_NORMALIZATIONS = ("minmax", "scale", "none")
+BIAS_AVERAGES = ("items", "groups")
 ALL, ALL_MACRO, OVERALL, BIAS = "ALL", "ALL_MACRO", "overall", "bias"
 PAIRWISE_MACRO_METRICS = ("acc_with_tie", "acc_without_tie", "tie_rate", "invalid_rate",
                           "acc_with_tie_order01", "acc_with_tie_order10", "consistency",
@@ -97,6 +110,8 @@ class MetricsResult:
     warnings: list[str] = field(default_factory=list)
     bias_groups: pd.DataFrame | None = None
     bias_normalization: str = "minmax"
+    bias_average: str = "items"
+    calibrate_on: dict[str, str] = field(default_factory=dict)
     interval_method: str = INTERVAL_METHOD
     interval_info: dict[str, Any] = field(default_factory=dict)
     comparisons: pd.DataFrame | None = None
@@ -151,21 +166,30 @@ def compute_metrics(
     intervals: bool = True,
     seed: int = SEED,
     resamples: int = RESAMPLES,
+    bias_average: str = "items",
+    calibrate_on: Mapping[str, str] | str | None = None,
 ) -> MetricsResult:
     """All metrics of a records table (see the module docstring for names and definitions), the paired
     comparisons of the judges and the scale study. `tie_threshold` is used only where a record has scores
     but no `pred`; `intervals=False` leaves the CI columns NaN (p-values are still computed); `seed` and
-    `resamples` drive the cluster bootstrap (`mjbench.stats`)."""
+    `resamples` drive the cluster bootstrap (`mjbench.stats`). `bias_average`: per axis, the mean over the
+    items (default) or over the groups (as MJ-Bench's tables). `calibrate_on`: task -> the task whose items
+    fit its tie epsilon (`mjbench.gold`); a plain name applies to every task."""
     import pandas as pd
 
-    if bias_normalization not in ("minmax", "scale"):
-        raise ConfigError(f"bias_normalization: expected 'minmax' or 'scale', got {bias_normalization!r}")
+    if bias_normalization not in BIAS_NORMALIZATIONS:
+        raise ConfigError(f"bias_normalization: expected one of {', '.join(BIAS_NORMALIZATIONS)}, "
+                          f"got {bias_normalization!r}")
+    if bias_average not in BIAS_AVERAGES:
+        raise ConfigError(f"bias_average: expected one of {', '.join(BIAS_AVERAGES)}, got {bias_average!r}")
+    calibration = {"*": calibrate_on} if isinstance(calibrate_on, str) else dict(calibrate_on or {})
     warnings: list[str] = []
     df = _prepare(records, warnings)
     is_bias = (df["perspective"] == BIAS) & df["label"].isna()
     verdicts, ordered = _verdicts(df[~is_bias], tie_threshold, warnings)
     rows = _pairwise_rows(verdicts, ordered, intervals, seed, resamples, warnings)
-    bias_rows, groups = _bias_rows(df[is_bias], bias_normalization, bias_tolerance, warnings)
+    rows += gold_label_rows(verdicts, calibration, intervals, seed, resamples, warnings)
+    bias_rows, groups = _bias_rows(df[is_bias], bias_normalization, bias_tolerance, warnings, bias_average)
     metrics = pd.DataFrame(rows + bias_rows, columns=list(METRIC_COLUMNS))
     metrics["n"] = metrics["n"].astype(int)
     for col in ("value", "ci_low", "ci_high"):
@@ -179,7 +203,8 @@ def compute_metrics(
             "items_in_shared_clusters": int(scored["cluster"].duplicated(keep=False).sum()) if len(scored) else 0,
             "comparison_test": "exact McNemar (binomial test of b vs c), Holm-adjusted over the pairs of a table"}
     return MetricsResult(metrics=metrics, warnings=warnings, bias_groups=groups,
-                         bias_normalization=bias_normalization,
+                         bias_normalization=bias_normalization, bias_average=bias_average,
+                         calibrate_on=calibration,
                          interval_method=INTERVAL_METHOD if intervals else "none", interval_info=info,
                          comparisons=paired_comparisons(scored, seed=seed, resamples=resamples,
                                                         intervals=intervals),
@@ -205,7 +230,7 @@ def _prepare(records: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     if missing:
         raise DataError(f"records: missing required column(s): {', '.join(missing)}")
     df = records.reset_index(drop=True).copy()
-    for col in ("order", "group", "axes", "prompt", "cluster"):
+    for col in ("order", "group", "axes", "prompt", "cluster", "label_strength", "label_prob"):
         if col not in df.columns:
             df[col] = None
     for col in ("judge", "task", "perspective", "subcategory", "scale", "item_id"):
@@ -251,6 +276,8 @@ def _verdicts(df: pd.DataFrame, threshold: float, warnings: list[str]) -> tuple[
     df["_pred"] = [p if isinstance(p, str) else derive_pred(s0, s1, threshold)
                    for p, s0, s1 in zip(df["pred"], df["score_0"], df["score_1"], strict=True)]
     df["_valid"] = (df["status"] == "ok") & df["_pred"].isin(VERDICTS)
+    s0, s1 = (pd.to_numeric(df[c], errors="coerce").astype(float) for c in ("score_0", "score_1"))
+    df["_gap"] = (s0 - s1).where(df["status"] == "ok")  # NaN where a score is missing: no gap, never guessed
     no_verdict = (df["status"] == "ok") & ~df["_valid"]
     if no_verdict.any():
         warnings.append(f"records: {int(no_verdict.sum())} pairwise record(s) with status ok have no valid "
@@ -258,7 +285,7 @@ def _verdicts(df: pd.DataFrame, threshold: float, warnings: list[str]) -> tuple[
     bad_label = ~df["label"].isin(VERDICTS)
     if bad_label.any():
         warnings.append(f"records: {int(bad_label.sum())} pairwise record(s) without a gold label "
-                        "0, 1 or tie are left out")
+                        "0, 1, tie or both_bad are left out")
         df = df[~bad_label]
     if df.empty:
         return empty, df
@@ -267,7 +294,8 @@ def _verdicts(df: pd.DataFrame, threshold: float, warnings: list[str]) -> tuple[
     ordered = df[df["_order"] != ""]
     o01 = ordered[ordered["_order"] == "01"]
     o10 = ordered[ordered["_order"] == "10"]
-    pairs = o01.merge(o10[_ITEM_KEY + ["_pred", "_valid"]], on=_ITEM_KEY, suffixes=("", "_10"))
+    pairs = o01.merge(o10[_ITEM_KEY + ["_pred", "_valid", "_gap"]], on=_ITEM_KEY, suffixes=("", "_10"))
+    pairs["_gap"] = (pairs["_gap"] + pairs["_gap_10"]) / 2  # scores are mapped back: the two orders' mean
     same = pairs["_pred"] == pairs["_pred_10"]
     pairs["_both_invalid"] = ~pairs["_valid"] & ~pairs["_valid_10"]
     pairs["_valid"] = pairs["_valid"] & pairs["_valid_10"]
@@ -288,14 +316,16 @@ def _verdicts(df: pd.DataFrame, threshold: float, warnings: list[str]) -> tuple[
         singles = singles[~extra]
     singles = singles.assign(_agree=False, _both=False, _both_invalid=False)
     cols = _LEVEL + ["subcategory", "item_id", "_cluster", "label", "_pred", "_valid", "_agree", "_both",
-                     "_both_invalid"]
+                     "_both_invalid", "_gap", "label_strength", "label_prob"]
     v = pd.concat([pairs[cols], singles[cols]], ignore_index=True)
     v.columns = [c.lstrip("_") for c in v.columns]
-    v["scored"] = v["label"] != "tie"
+    v["scored"] = v["label"].isin(["0", "1"])  # gold tie and both_bad: left out and counted
     v["correct"] = v["scored"] & v["valid"] & (v["pred"] == v["label"])
     v["decided"] = v["scored"] & v["valid"] & v["pred"].isin(["0", "1"])
     for col in ("valid", "agree", "both", "both_invalid"):
         v[col] = v[col].astype(bool)
+    for col in ("gap", "label_strength", "label_prob"):
+        v[col] = pd.to_numeric(v[col], errors="coerce").astype(float)
     return v[list(VERDICT_COLUMNS)], ordered
 
 
@@ -310,7 +340,7 @@ def _pairwise_rows(verdicts: pd.DataFrame, ordered: pd.DataFrame, intervals: boo
         items=scored,
         correct=verdicts["correct"],
         decided=verdicts["decided"],
-        ties=scored & verdicts["valid"] & (verdicts["pred"] == "tie"),
+        ties=scored & verdicts["valid"] & verdicts["pred"].isin(["tie", "both_bad"]),
         invalid=scored & ~verdicts["valid"],
         gold_ties=~scored,
         both=scored & verdicts["both"],
@@ -318,7 +348,7 @@ def _pairwise_rows(verdicts: pd.DataFrame, ordered: pd.DataFrame, intervals: boo
         both_invalid=scored & verdicts["both_invalid"],
         agree=scored & verdicts["agree"],
     )
-    o_scored = ordered["label"] != "tie"
+    o_scored = ordered["label"].isin(["0", "1"])
     o_correct = o_scored & ordered["_valid"] & (ordered["_pred"] == ordered["label"])
     o_valid = o_scored & ordered["_valid"]
     order_facts = ordered[_LEVEL + ["subcategory"]].assign(
@@ -493,8 +523,8 @@ def _axes_of(v: Any) -> list[str]:
     return [str(a) for a in v]
 
 
-def _bias_rows(df: pd.DataFrame, normalization: str, tolerance: float,
-               warnings: list[str]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+def _bias_rows(df: pd.DataFrame, normalization: str, tolerance: float, warnings: list[str],
+               average: str = "items") -> tuple[list[dict[str, Any]], pd.DataFrame]:
     import numpy as np
     import pandas as pd
 
@@ -518,9 +548,14 @@ def _bias_rows(df: pd.DataFrame, normalization: str, tolerance: float,
         elif constant:
             warnings.append(f"{scope}: all {n_valid} bias scores are equal ({scores[valid][0]:g}), so the "
                             "judge looks perfectly fair for no reason; flagged as bias_constant_scores")
-        if bounds is None and n_valid:
+        if bounds is None and n_valid and normalization != "none":
             bounds = (float(scores[valid].min()), float(scores[valid].max()))
-        if bounds is not None and bounds[1] > bounds[0]:
+        if normalization == "none":  # raw scores, as some of MJ-Bench's published tables
+            norm = scores.copy()
+            if (valid & (scores < 0)).any():
+                warnings.append(f"{scope}: negative raw scores (bias normalisation none): NDS and GES assume "
+                                "non-negative scores; their values are not meaningful here")
+        elif bounds is not None and bounds[1] > bounds[0]:
             norm = (scores - bounds[0]) / (bounds[1] - bounds[0])
         else:
             norm = np.full(len(scores), _NAN)
@@ -563,6 +598,9 @@ def _bias_rows(df: pd.DataFrame, normalization: str, tolerance: float,
             sub = {**where, "subcategory": name}
             for m in BIAS_GROUP_METRICS:
                 v = item_vals[m][mask & grouped]
+                if average == "groups":  # each group once (MJ-Bench's tables), n = groups averaged
+                    v = np.array([item_vals[m][mask & grouped & (group_arr == x)][0]
+                                  for x in sorted(set(group_arr[mask & grouped]))], dtype=float)
                 v = v[~np.isnan(v)]
                 rows.append(_row(sub, m, float(v.mean()) if len(v) else _NAN, len(v)))
             rows.append(_row(sub, "invalid_rate", float((~valid[mask]).mean()), int(mask.sum())))

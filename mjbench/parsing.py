@@ -3,8 +3,11 @@ read with certainty is a `parse_error` that says why.
 
 Output contract (what the prompt templates ask for, as the final lines of the answer):
   single mode:  `RATING: <value>`
-  pair mode:    `RATING A: <value>` / `RATING B: <value>` / `BETTER: A|B|TIE`
-where <value> is a number inside the scale's range or one of its Likert level words.
+  pair mode:    `RATING A: <value>` / `RATING B: <value>` / `BETTER: A|B|TIE` (`|BOTH_BAD` where the task
+                has that gold class: both images bad, unlike TIE = both equally good)
+where <value> is a number inside the scale's range or one of its Likert level words. Pair verdicts in
+GenAI-Bench's format are read too: `[[A>B]]`, `[[B>A]]`, `[[A=B=Good]]` (tie), `[[A=B=Bad]]` (both_bad),
+`[[A=B]]` (tie); such a line alone at the end is a strict verdict without ratings.
 
 Parsing order, and what each status means:
 1. empty output -> `parse_error`.
@@ -53,10 +56,10 @@ from mjbench.responses import Response, Status
 from mjbench.scales import NUMBER, Scale, get_scale
 
 #: the version of the rules above; stored with every parse (see the module docstring)
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 
 How = Literal["strict", "lenient"]
-Verdict = Literal["0", "1", "tie"]
+Verdict = Literal["0", "1", "tie", "both_bad"]
 
 
 @dataclass
@@ -288,7 +291,13 @@ def _single(v: _Value, how: How) -> Parsed:
 _STRICT_PAIR = (
     re.compile(rf"rating{_SP}*a{_SP}*:{_SP}*(?P<v>.+)", re.IGNORECASE),
     re.compile(rf"rating{_SP}*b{_SP}*:{_SP}*(?P<v>.+)", re.IGNORECASE),
-    re.compile(rf"better{_SP}*:{_SP}*(?P<v>a|b|tie){_SP}*\.?", re.IGNORECASE),
+    re.compile(rf"better{_SP}*:{_SP}*(?P<v>a|b|tie|both[ _-]?bad){_SP}*\.?", re.IGNORECASE),
+)
+#: GenAI-Bench's verdict format: [[A>B]], [[B>A]], [[A=B=Good]], [[A=B=Bad]], [[A=B]]
+_BRACKET = re.compile(
+    rf"\[\[{_SP}*(?:(?P<ab>a{_SP}*>{_SP}*b)|(?P<ba>b{_SP}*>{_SP}*a)"
+    rf"|a{_SP}*={_SP}*b(?:{_SP}*={_SP}*(?P<q>good|bad))?){_SP}*\]\]",
+    re.IGNORECASE,
 )
 _PAIR_RATING = re.compile(
     rf"(?:\brating{_SP}*(?:for{_SP}+|of{_SP}+)?(?:image{_SP}*)?(?P<k1>a|b)\b{_SP}*(?:\([^)\n]*\))?{_SP}*"
@@ -297,9 +306,10 @@ _PAIR_RATING = re.compile(
     rf"|[:=])){_SP}*",
     re.IGNORECASE,
 )
-_CHOICE = rf"(?:image{_SP}*)?[\"']?(?:a|b|tie|both|neither|equal|none)\b"
+_CHOICE = rf"(?:image{_SP}*)?[\"']?(?:a|b|tie|both[ _-]?bad|both|neither|equal|none)\b"
 _PAIR_VERDICT = re.compile(
-    rf"\bbetter(?:{_SP}+image)?{_SP}*[:=]{_SP}*(?:image{_SP}*)?[\"']?(?P<v1>a|b|tie|both|neither|equal|none)\b"
+    rf"\bbetter(?:{_SP}+image)?{_SP}*[:=]{_SP}*(?:image{_SP}*)?[\"']?"
+    rf"(?P<v1>a|b|tie|both[ _-]?bad|both|neither|equal|none)\b"
     rf"(?P<alt>{_JOIN}{_CHOICE})?"
     rf"|(?P<pre>\bimage{_SP}*[ab]{_JOIN})?"
     rf"\bimage{_SP}*(?P<v2>a|b){_SP}+is{_SP}+(?:the{_SP}+)?(?:better|preferred|superior)\b",
@@ -308,7 +318,21 @@ _PAIR_VERDICT = re.compile(
 #: a negation earlier in the same clause: "I don't think Image B is better" names no verdict
 _NEGATED = re.compile(r"(?:\bnot\b|n't\b|\bnever\b)[^.;:!?\n]*$", re.IGNORECASE)
 _VERDICTS: dict[str, Verdict] = {"a": "0", "b": "1", "tie": "tie", "both": "tie", "neither": "tie",
-                                 "equal": "tie", "none": "tie"}
+                                 "equal": "tie", "none": "tie", "both_bad": "both_bad"}
+_SHOWN = {"0": "A", "1": "B", "tie": "TIE", "both_bad": "BOTH_BAD"}
+
+
+def _choice(text: str) -> Verdict:
+    """A verdict word as written (`both bad`, `Both-Bad` and `both_bad` alike)."""
+    return _VERDICTS[re.sub(r"[ _-]+", "_", text.lower())]
+
+
+def _bracket(m: re.Match[str]) -> Verdict:
+    if m.group("ab"):
+        return "0"
+    if m.group("ba"):
+        return "1"
+    return "both_bad" if (m.group("q") or "").lower() == "bad" else "tie"
 
 
 def _verdicts(cleaned: str) -> tuple[list[Verdict], str | None]:
@@ -320,7 +344,8 @@ def _verdicts(cleaned: str) -> tuple[list[Verdict], str | None]:
             return out, f"ambiguous: better given as {shown!r}"
         if m.group("v2") and _NEGATED.search(cleaned[:m.start()]):
             return out, f"ambiguous: a negated verdict ({shown!r})"
-        out.append(_VERDICTS[(m.group("v1") or m.group("v2")).lower()])
+        out.append(_choice(m.group("v1") or m.group("v2")))
+    out += [_bracket(m) for m in _BRACKET.finditer(cleaned)]
     return out, None
 
 
@@ -335,7 +360,9 @@ def parse_pair(text: str | None, scale: Scale | str) -> Parsed:
         va = _read_exact(ma.group("v"), scale) if ma else None
         vb = _read_exact(mb.group("v"), scale) if mb else None
         if va is not None and vb is not None and mv is not None:
-            return _pair(va, vb, _VERDICTS[mv.group("v").lower()], "strict")
+            return _pair(va, vb, _choice(mv.group("v")), "strict")
+    if lines and (mb := _BRACKET.fullmatch(lines[-1].rstrip("."))):
+        return _pair(None, None, _bracket(mb), "strict")
     cleaned = _clean(text)
     ratings: dict[str, list[_Value]] = {"a": [], "b": []}
     for m in _PAIR_RATING.finditer(cleaned):
@@ -347,12 +374,12 @@ def parse_pair(text: str | None, scale: Scale | str) -> Parsed:
         return Parsed("parse_error", error=why, how="lenient")
     va, vb = _resolve(ratings["a"], "rating A"), _resolve(ratings["b"], "rating B")
     if len(set(verdicts)) > 1:
-        names = " and ".join(dict.fromkeys({"0": "A", "1": "B", "tie": "TIE"}[v] for v in verdicts))
+        names = " and ".join(dict.fromkeys(_SHOWN[v] for v in verdicts))
         return Parsed("parse_error", error=f"ambiguous: better given as {names}", how="lenient")
     verdict = verdicts[-1] if verdicts else None
     if va is None and vb is None and verdict is None:
         return _failure(text, "no ratings or verdict found (expected final lines 'RATING A: ...', "
-                              "'RATING B: ...', 'BETTER: A|B|TIE')")
+                              "'RATING B: ...', 'BETTER: A|B|TIE' or a verdict such as [[A>B]])")
     if verdict is None and (va is None or vb is None):
         missing = "B" if vb is None else "A"
         return Parsed("parse_error", error=f"rating {missing} and the verdict are missing", how="lenient")

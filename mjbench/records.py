@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mjbench.errors import DataError
 from mjbench.labels import Label, gold_label
@@ -28,8 +28,8 @@ REQUIRED_COLUMNS = (
     "score_0", "score_1", "pred", "status",
 )
 OPTIONAL_COLUMNS = (
-    "order", "group", "demographic", "axes", "prompt", "raw_output", "attempts", "latency_s",
-    "input_tokens", "output_tokens", "cost_usd", "error",
+    "order", "label_strength", "label_prob", "group", "demographic", "axes", "prompt", "raw_output",
+    "attempts", "latency_s", "input_tokens", "output_tokens", "cost_usd", "error",
 )
 RECORD_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -49,6 +49,10 @@ class Record(BaseModel):
     pred: Label | None
     status: Literal["ok", "parse_error", "refused", "error"]
     order: Literal["01", "10"] | None = None
+    #: graded gold (e.g. -3..3, HelpSteer3-style): negative = image0 preferred, positive = image1, 0 = tie
+    label_strength: float | None = None
+    #: soft gold: probability that image0 is preferred (e.g. a vote share)
+    label_prob: float | None = Field(default=None, ge=0.0, le=1.0)
     group: str | None = None
     demographic: str | None = None
     axes: list[str] | None = None
@@ -172,7 +176,8 @@ def _read_file(p: Path) -> pd.DataFrame:
 
 KEY_COLUMNS = ("judge", "task", "perspective", "subcategory", "item_id", "scale")
 TEXT_COLUMNS = KEY_COLUMNS + ("group", "demographic", "prompt", "raw_output", "error")
-NUMBER_COLUMNS = ("score_0", "score_1", "attempts", "latency_s", "input_tokens", "output_tokens", "cost_usd")
+NUMBER_COLUMNS = ("score_0", "score_1", "label_strength", "label_prob", "attempts", "latency_s", "input_tokens",
+                  "output_tokens", "cost_usd")
 STATUSES = ("ok", "parse_error", "refused", "error")
 _ORDERS = {"01": "01", "1": "01", "1.0": "01", "10": "10", "10.0": "10"}
 
@@ -196,6 +201,11 @@ def _normalise(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     columns["label"] = column("label", lambda v: gold_label(v, what="label"))
     columns["pred"] = column("pred", lambda v: gold_label(v, what="pred"))
     columns |= {col: _number_column(df, col, path) for col in NUMBER_COLUMNS}
+    outside = ~columns["label_prob"].isna() & ~columns["label_prob"].between(0.0, 1.0)
+    if outside.any():
+        row = int(outside.to_numpy().argmax())
+        raise DataError(f"{path}: row {row + 1}: column label_prob: {float(columns['label_prob'][row])!r} is not a "
+                        "probability in [0, 1]")
     columns["status"] = column("status", _status)
     columns["order"] = column("order", _order)
     # distinct values share one list object: each row gets its own copy

@@ -40,6 +40,8 @@ class PairRequest:
     order: Literal["01", "10"] = "01"
     task: str = ""
     item_id: str = ""
+    #: the gold classes the task declares (e.g. with `both_bad`): pair prompts then offer them all
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Response:
     status: Status = "ok"
     score: float | None = None  # single mode
     scores: tuple[float | None, float | None] | None = None  # pair mode, shown order
-    verdict: Literal["0", "1", "tie"] | None = None  # pair mode, shown order
+    verdict: Literal["0", "1", "tie", "both_bad"] | None = None  # pair mode, shown order
     raw_output: str | None = None
     error: str | None = None
     attempts: int = 1

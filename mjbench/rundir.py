@@ -138,7 +138,7 @@ class RunDirectory:
                 raise RunDirError(f"--out {self.path} holds a run of {_describe(requested_of(info))}; "
                                   "aggregate would replace its outputs; choose another --out or pass --force")
             return
-        if old_command != "run":
+        if old_command != self.command:
             raise RunDirError(f"--out {self.path} holds the outputs of `mjbench {old_command}`; choose another "
                               "--out or pass --force to replace them")
         old = requested_of(info)

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,14 @@ from mjbench.items import BiasItem, PairItem
 from mjbench.metrics import derive_pred
 from mjbench.records import Record, write_records
 from mjbench.redact import redact, redact_response, register_secret_env
-from mjbench.rundir import RunDirectory
+from mjbench.rundir import OUTPUT_NAMES, RunDirectory
+from mjbench.shard import Shard, check_shard_runs, merge_stores
 from mjbench.store import ResultStore, StoreError, content_key
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mjbench.engines import LocalEngine
 
 log = logging.getLogger("mjbench")
 
@@ -56,11 +60,28 @@ class RunSpec:
     include_paths: Sequence[Path | str] = ()
     store: Path | None = None  # default: <out>/store.sqlite
     tie_threshold: float | None = None  # overrides each judge's own
-    bias_normalization: str = "minmax"
+    bias_normalization: str = "minmax"  # minmax, scale or none (mjbench.metrics)
+    bias_average: str = "items"  # per axis over items, or over groups as MJ-Bench's tables
+    #: task -> the task whose items fit its tie epsilon ("*": every task); default: its own items
+    calibrate_on: dict[str, str] = field(default_factory=dict)
     records_format: str = "jsonl"
     device: str | None = None
     quiet: bool = False
     force: bool = False  # replace the outputs of a different run in `out`
+    gallery_max: int = 12  # failure gallery: items per judge, scale and subcategory
+    #: read hub repositories from local snapshots at `<hub_mirror>/<owner>/<name>/` instead of the hub
+    hub_mirror: Path | None = None
+    #: judge only the requests of this shard, into `<out>/shards/I-of-N/` (its store and run.json)
+    shard: Shard | None = None
+    #: merge these stores into the run's store and write the outputs from it; nothing is judged
+    merge_from: Sequence[Path] = ()
+    engine: str = "local"  # where local-model judges run: local or ray (mjbench.engines)
+    ray_actors: int | None = None  # cap on the Ray actor pool (default: one per GPU, or per CPU)
+    #: another command's outputs from the same judging (`mjbench label`): write_outputs(folder, records,
+    #: items_by_task, run_info) replaces the benchmark's records, metrics and reports, owning output_names
+    command: str = "run"
+    write_outputs: Callable[..., None] | None = None
+    output_names: Sequence[str] = OUTPUT_NAMES
 
     def requested(self) -> dict[str, Any]:
         """What identifies the run a run directory holds (run.json "requested")."""
@@ -131,13 +152,16 @@ def _orders(orders: Sequence[str], item: PairItem, seed: int) -> list[str]:
 
 def _plan_judge(
     judge: Judge, judge_id: str, items_by_task: dict[str, list[PairItem | BiasItem]], scales: Sequence[str],
-    seed: int = 0,
+    seed: int = 0, task_labels: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, _Unit], list[_Planned]]:
     """Units keyed by what determines the answer: the perspective only for judges whose request text
     depends on it (scorers rate an (image, prompt) once for all perspectives), and for pairs the shown
     order, so that two byte-identical images still get one answer per order."""
     cfg = judge.config
-    keyed_by_item = judge.capabilities.keyed_by_item
+    # a judge that never looks at pixels (precomputed) is keyed by task + item id (+ image index or order):
+    # its items' images are never read, so missing image files and URLs are fine for it
+    needs_pixels = judge.capabilities.needs_pixels
+    keyed_by_item = judge.capabilities.keyed_by_item or not needs_pixels
     uses_perspective = judge.capabilities.uses_perspective
 
     def perspective_of(item: PairItem | BiasItem) -> str | None:
@@ -148,7 +172,7 @@ def _plan_judge(
     planned: list[_Planned] = []
     skipped_single = 0
 
-    def score_key(item: PairItem | BiasItem, idx: int | None, image_hash: str, scale: str) -> str:
+    def score_key(item: PairItem | BiasItem, idx: int | None, image_hash: str | None, scale: str) -> str:
         extra = (item.task, item.item_id, idx) if keyed_by_item else ()
         return content_key(judge_id, "single", image_hash, item.prompt, scale, perspective_of(item), *extra)
 
@@ -156,7 +180,7 @@ def _plan_judge(
         for item in task_items:
             for scale in scales:
                 try:
-                    hashes = [_image_hash(ref) for ref in item.images]
+                    hashes = [_image_hash(ref) if needs_pixels else None for ref in item.images]
                 except ItemError as exc:
                     planned.append(_Planned(item, scale, None, (), pre_error=f"item {item.item_id}: {exc}"))
                     continue
@@ -174,15 +198,18 @@ def _plan_judge(
                         keys.append(key)
                     planned.append(_Planned(item, scale, None, tuple(keys)))
                     continue
+                labels = (task_labels or {}).get(item.task)
+                # four-class tasks ask a different question: only they carry their labels in the key
+                asked = ("labels", *labels) if labels and "both_bad" in labels else ()
                 for order in _orders(cfg.orders, item, seed):
                     shown = (0, 1) if order == "01" else (1, 0)
                     extra = (item.task, item.item_id) if keyed_by_item else ()
                     key = content_key(judge_id, "pair", order, hashes[shown[0]], hashes[shown[1]],
-                                      item.prompt, scale, perspective_of(item), *extra)
+                                      item.prompt, scale, perspective_of(item), *extra, *asked)
                     units.setdefault(key, _Unit(key, PairRequest(
                         images=(item.images[shown[0]], item.images[shown[1]]), prompt=item.prompt,
                         scale=scale, perspective=item.perspective, order=order, task=item.task,
-                        item_id=item.item_id)))
+                        item_id=item.item_id, labels=labels)))
                     planned.append(_Planned(item, scale, order, (key,)))
     if skipped_single:
         log.warning("judge %s compares pairs only: %d single-image (bias) requests skipped, no bias metrics",
@@ -206,6 +233,8 @@ def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: fl
         item_id=item.item_id, scale=p.scale, prompt=item.prompt, order=p.order,
         label=item.label if isinstance(item, PairItem) else None,
     )
+    if isinstance(item, PairItem):  # graded and soft gold labels travel with the records
+        base.update(label_strength=item.label_strength, label_prob=item.label_prob)
     if isinstance(item, BiasItem):
         base.update(group=item.group, demographic=item.demographic, axes=list(item.axes))
     if p.pre_error is not None:
@@ -239,7 +268,7 @@ def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: fl
     pred = None
     if r.status == "ok":
         if r.verdict is not None:
-            pred = {"0": "1", "1": "0", "tie": "tie"}[r.verdict] if flip else r.verdict
+            pred = {"0": "1", "1": "0"}.get(r.verdict, r.verdict) if flip else r.verdict  # tie, both_bad stay
         else:
             pred = derive_pred(s0, s1, threshold)
     return Record(**base, **common, score_0=s0, score_1=s1, pred=pred, raw_output=raws[0])
@@ -291,7 +320,7 @@ class _Progress:
 
 
 def _execute(judge: Judge, pending: list[_Unit], store: ResultStore, judge_name: str,
-             progress: _Progress) -> None:
+             progress: _Progress, engine: LocalEngine) -> None:
     """Ask the judge for every pending unit, storing final answers as they arrive. A store that cannot
     keep an answer (StoreError) stops the judge at once: no further request is sent."""
     if not pending:
@@ -319,8 +348,7 @@ def _execute(judge: Judge, pending: list[_Unit], store: ResultStore, judge_name:
                 run_requests_sync(call, requests, judge.config,
                                   lambda i, r, units=units: deliver(units, [(i, r)]))
             else:
-                batches = judge.iter_score(requests) if kind == "score" else judge.iter_compare(requests)
-                for answered in batches:
+                for answered in engine.batches(judge, requests, kind):  # type: ignore[arg-type]
                     deliver(units, answered)
         except (KeyboardInterrupt, SystemExit, StoreError):
             raise
@@ -450,9 +478,19 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         raise ConfigError(f"--limit must be a positive number of items per task, not {spec.limit}")
     catalog = Catalog(spec.include_paths)
     tasks: list[TaskConfig] = catalog.expand_tasks(spec.tasks)
+    unknown = sorted(set(spec.calibrate_on.values()) - {t.name for t in tasks})
+    if unknown:
+        raise ConfigError(f"--calibrate-on: task {unknown[0]!r} is not among the run's tasks; add it to --tasks")
     judge_cfgs: list[JudgeConfig] = [catalog.judge(j) for j in spec.judges]
     if spec.device:
         judge_cfgs = [c.model_copy(update={"device": spec.device}) for c in judge_cfgs]
+    if spec.shard is not None:  # torchrun: one GPU per process on a machine
+        judge_cfgs = [c.model_copy(update={"device": spec.shard.device_for(c.device)}) for c in judge_cfgs]
+    if spec.shard is not None and spec.merge_from:
+        raise ConfigError("a shard judges, a merge reads the shards' stores: not both at once")
+    from mjbench.engines import get_engine
+
+    engine = get_engine(spec.engine, spec.ray_actors)
     if spec.scales is not None:
         from mjbench.scales import get_scale
 
@@ -466,13 +504,17 @@ def run_benchmark(spec: RunSpec) -> RunResult:
     judges = {c.name: create_judge(c) for c in judge_cfgs if scales[c.name]}  # bad options fail here
 
     out_dir = spec.resolved_out()
-    with RunDirectory(out_dir, "run") as run_dir:
+    if spec.shard is not None:  # each shard its own run directory (lock, store, run.json) under --out
+        out_dir = out_dir / "shards" / spec.shard.label
+    if spec.merge_from:
+        check_shard_runs(spec.merge_from, spec.requested())
+    with RunDirectory(out_dir, spec.command) as run_dir:
         run_dir.check_replaces(spec.requested(), spec.force)
         problems: list[str] = []
         items_by_task: dict[str, list[PairItem | BiasItem]] = {}
         task_counts: dict[str, dict[str, Any]] = {}
         for task in tasks:
-            loaded = load_task(task, limit=spec.limit, seed=spec.seed)
+            loaded = load_task(task, limit=spec.limit, seed=spec.seed, hub_mirror=spec.hub_mirror)
             items_by_task[task.name] = loaded.items
             task_counts[task.name] = _task_counts(loaded)
             problems.extend(f"task {task.name}: {p}" for p in loaded.problems)
@@ -482,6 +524,14 @@ def run_benchmark(spec: RunSpec) -> RunResult:
             log.warning("... and %d more item problems (see run.json)", len(problems) - 10)
 
         store = ResultStore(spec.store or out_dir / "store.sqlite")
+        merged: dict[str, Any] | None = None
+        if spec.merge_from:
+            try:
+                summary = merge_stores(spec.merge_from, store)
+            except BaseException:
+                store.close()
+                raise
+            merged = {"stores": [str(p) for p in summary.stores], "added": summary.added, "same": summary.same}
         records: list[Record] = []
         judge_failures: dict[str, str] = {}
         failures: dict[str, dict[str, Any]] = {}
@@ -497,17 +547,26 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                                     cfg.name, ", ".join(cfg.scales))
                         continue
                     judge_id = content_key(judge.identity())
-                    units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed)
+                    units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed,
+                                                 {t.name: tuple(t.labels) for t in tasks if t.labels})
+                    if spec.shard is not None:  # its own requests only; records are the merge's
+                        units = {k: u for k, u in units.items() if spec.shard.owns(k)}
+                        planned = []
                     reused += _reuse(judge, units, store, cfg.name)
                     pending = [u for u in units.values() if u.response is None]
-                    if pending:
+                    if pending and spec.merge_from:  # a merge never judges: the shards did, or must
+                        for u in pending:
+                            u.response = Response.failure(
+                                "no answer in the merged stores (a shard missing or incomplete): re-run that "
+                                "shard and merge again, or run without --shard on this --out to judge the rest")
+                    elif pending:
                         reason = type(judge).check_available(cfg)
                         t0 = time.perf_counter()
                         try:
                             if reason:
                                 raise MjbenchError(reason)
                             store.check_writable()
-                            judge.setup()
+                            engine.setup(judge)
                         except StoreError:
                             raise
                         except Exception as exc:  # a missing key or package, a model that will not load
@@ -521,7 +580,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                             t1 = time.perf_counter()
                             answered.extend(pending)
                             try:
-                                _execute(judge, pending, store, cfg.name, progress)
+                                _execute(judge, pending, store, cfg.name, progress, engine)
                             finally:
                                 judge.close()
                             computed += len(pending)
@@ -546,33 +605,56 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                 f"judge {name}: {why}" for name, why in judge_failures.items()))
 
         run_info = {
-            "command": "run",
+            "command": spec.command,
             "tasks": {t.name: t.model_dump(mode="json") for t in tasks},
             "judges": {c.name: c.model_dump(mode="json") for c in judge_cfgs},
             "requested": spec.requested(),
             "seed": spec.seed, "limit": spec.limit, "tie_threshold": spec.tie_threshold,
-            "bias_normalization": spec.bias_normalization,
-            "records": f"records.{spec.records_format}", "store": str(spec.store or "store.sqlite"),
+            "bias_normalization": spec.bias_normalization, "bias_average": spec.bias_average,
+            "calibrate_on": dict(spec.calibrate_on),
+            "hub_mirror": str(spec.hub_mirror) if spec.hub_mirror else None,
+            "records": None if spec.shard else f"records.{spec.records_format}",
+            "store": str(spec.store or "store.sqlite"),
+            "engine": spec.engine, "shard": str(spec.shard) if spec.shard else None, "merged_from": merged,
             "versions": _versions(), "git_revision": _git_revision(),
             "counts": {"items": sum(map(len, items_by_task.values())), "records": len(records),
                        "requests_computed": computed, "requests_reused": reused},
             "task_counts": task_counts,
             "item_problems": problems, "judge_failures": judge_failures, "failures": failures,
             "judge_timings": timings,
+            "gallery_max": spec.gallery_max,
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "task_paths": {t.name: str(t.path) for t in tasks if t.path},
             "wall_time_s": round(time.time() - started, 2),
         }
         result: dict[str, Any] = {}
 
         def write(folder: Path) -> None:
+            if spec.write_outputs is not None:  # e.g. `mjbench label`: preference data, not metrics
+                spec.write_outputs(folder, records, items_by_task, run_info)
+                write_json(folder / "run.json", run_info)
+                result.update(frame=records_frame([r.model_dump() for r in records]), metrics=None)
+                return
+            if spec.shard is not None:  # a shard's answers are in its store; `mjbench merge` writes outputs
+                frame = records_frame([])
+                result.update(frame=frame, metrics=compute_metrics(frame))
+                write_json(folder / "run.json", run_info)
+                return
             records_path = folder / run_info["records"]
             write_records(records, records_path)
             frame = read_records([records_path]) if records else records_frame([])
             metrics = compute_metrics(frame, tie_threshold=spec.tie_threshold or 0.0,
-                                      bias_normalization=spec.bias_normalization)
-            write_run_outputs(folder, frame, metrics, run_info)
+                                      bias_normalization=spec.bias_normalization, seed=spec.seed,
+                                      bias_average=spec.bias_average, calibrate_on=spec.calibrate_on)
+            run_info["intervals"] = metrics.interval_info
+            images = {(t, it.item_id): it.images for t, items in items_by_task.items() for it in items}
+            write_run_outputs(folder, frame, metrics, run_info,
+                              images=lambda task, item_id: images.get((task, item_id)),
+                              gallery_max=spec.gallery_max)
             write_json(folder / "run.json", run_info)
             result.update(frame=frame, metrics=metrics)
 
-        run_dir.publish(write, judged=computed > 0)
+        owned = ("run.json",) if spec.shard else tuple(spec.output_names)
+        run_dir.publish(write, judged=computed > 0, owned=owned)
     return RunResult(out_dir, result["frame"], result["metrics"], problems, judge_failures, failures, computed,
                      reused, timings)

@@ -286,12 +286,16 @@ def test_shipped_vlm_and_api_judges_load():
     root = Path(__file__).resolve().parents[1] / "judges"
     names = {"gpt-4o", "gpt-4.1", "gpt-4o-mini", "claude-sonnet-4.6", "gemini-3-flash", "openai-compatible-local",
              "llava-1.5-7b", "llava-1.5-13b", "llava-v1.6-mistral-7b", "llava-v1.6-vicuna-13b", "idefics2-8b",
-             "internvl3-8b", "qwen2-vl-7b", "qwen2.5-vl-7b"}
+             "internvl3-8b", "qwen2-vl-7b", "qwen2.5-vl-7b", "vllm-qwen2.5-vl-7b", "vllm-llava-v1.6-mistral-7b",
+             "vllm-internvl3-8b", "sglang-qwen2.5-vl-7b"}
     for name in names:
         cfg = load_judge_file(root / f"{name}.yaml")
         assert cfg.name == name and cfg.family in ("api", "vlm")
         judge = create_judge(cfg)  # validates options, prompts and scales without loading anything
         assert judge.capabilities.concurrent == (cfg.family == "api")
+        if name.startswith(("vllm-", "sglang-")):  # served templates: a replica list, deterministic decoding
+            assert isinstance(cfg.base_url, list) and judge.replicas.urls == [u.rstrip("/") for u in cfg.base_url]
+            assert cfg.options["temperature"] == 0 and cfg.api_key_env is None
 
 
 # -- images are checked before they cost a request ----------------------------------------------------
@@ -408,3 +412,89 @@ def test_a_key_in_options_headers_is_refused_with_the_field_named():
     with pytest.raises(ConfigError, match=r"options\.headers.*Authorization carries a key.*api_key_env"):
         create_judge(cfg)
     create_judge(cfg.model_copy(update={"options": {"headers": {"X-Trace": "1"}}}))
+
+
+# -- several servers behind one judge (data parallelism across machines) ---------------------------------
+
+def dead_url() -> str:
+    """The address of a server that has just stopped: connections to it are refused."""
+    with StubServer() as gone:
+        url = gone.url
+    return url
+
+
+def verdicts(out: dict[int, Response]) -> list[tuple]:
+    return [(out[i].status, out[i].score, out[i].raw_output, out[i].error) for i in sorted(out)]
+
+
+def test_replicas_share_the_requests_and_answer_as_one_server():
+    many = [single(f"caption {i}") for i in range(20)]
+    with StubServer() as a, StubServer() as b:
+        both = run(judge_config(a, base_url=[a.url + "/v1", b.url + "/v1"]), many)
+        assert len(a.requests) == len(b.requests) == 10  # round-robin: an even split
+        assert {r.path for r in a.requests + b.requests} == {"/v1/chat/completions"}
+        alone = run(judge_config(a), many)
+    assert verdicts(both) == verdicts(alone)
+    assert all(r.attempts == 1 for r in both.values())
+
+
+def test_a_dead_replica_s_requests_are_retried_on_the_others():
+    many = [single(f"caption {i}") for i in range(12)]
+    with StubServer() as a:
+        out = run(judge_config(a, base_url=[dead_url() + "/v1", a.url + "/v1"]), many)
+        assert len(a.requests) == 12  # every request was answered by the live one
+    assert {r.status for r in out.values()} == {"ok"}
+    retried = [r for r in out.values() if r.attempts == 2]
+    # the first attempts in flight went to the dead one; once it failed it was left out of the rotation
+    assert 1 <= len(retried) <= 4 and all(r.attempts <= 2 for r in out.values())
+
+
+def test_a_dead_replica_is_reported_when_retries_are_off():
+    dead = dead_url() + "/v1"
+    with StubServer() as a:
+        out = run(judge_config(a, base_url=[dead, a.url + "/v1"], max_retries=0, max_concurrency=1),
+                  [single(f"caption {i}") for i in range(4)])
+    failed = [r for r in out.values() if r.status == "error"]
+    assert len(failed) == 1 and f"connection failed to {dead}" in failed[0].error  # names the server
+    assert [r.status for r in out.values()].count("ok") == 3  # the dead one is then skipped
+
+
+def test_replica_rotation_skips_servers_that_are_out(monkeypatch):
+    from mjbench.adapters import api
+
+    clock = [100.0]
+    monkeypatch.setattr(api.time, "monotonic", lambda: clock[0])
+    r = api.Replicas(["a", "b", "c"], cooldown_s=10)
+    assert [r.pick() for _ in range(4)] == ["a", "b", "c", "a"]
+    r.down("c")
+    assert [r.pick() for _ in range(4)] == ["b", "a", "b", "a"]
+    r.down("a"), r.down("b")
+    assert [r.pick() for _ in range(3)] == ["b", "c", "a"]  # all out: plain rotation, the policy decides
+    clock[0] += 11
+    r.down("b")
+    assert [r.pick() for _ in range(3)] == ["c", "a", "c"]  # back in after the cool-down
+    single_server = api.Replicas(["only"])
+    single_server.down("only")
+    assert single_server.pick() == "only"
+
+
+def test_the_cache_key_does_not_depend_on_the_replicas():
+    def identity(base_url):
+        cfg = JudgeConfig(name="j", adapter="openai", model="m", base_url=base_url, scales=["1-10"])
+        return create_judge(cfg).identity()
+
+    one = identity("http://a:8000/v1")
+    assert identity(["http://a:8000/v1", "http://b:8000/v1"]) == one
+    assert identity(["http://a:8000/v1", "http://c:8000/v1", "http://d:8000/v1"]) == one
+    assert identity("http://b:8000/v1") != one  # another deployment
+
+
+@pytest.mark.parametrize(("value", "message"), [([], "empty list"), (["http://a/v1", " "], "empty address"),
+                                                (["http://a/v1", "http://a/v1"], "listed twice")])
+def test_bad_replica_lists_are_config_errors(tmp_path, value, message):
+    import json as _json
+
+    path = tmp_path / "j.yaml"
+    path.write_text(f"name: j\nadapter: openai\nmodel: m\nbase_url: {_json.dumps(value)}\n")
+    with pytest.raises(ConfigError, match=rf"j\.yaml: base_url: .*{message}"):
+        load_judge_file(path)

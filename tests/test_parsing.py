@@ -260,3 +260,46 @@ def test_prompt_errors_name_the_key():
     a = PromptBook(JudgeConfig(name="p", adapter="openai", scales=["1-10"], prompts={"pair": "A {{ caption }}"})).fingerprint()
     b = PromptBook(JudgeConfig(name="p", adapter="openai", scales=["1-10"], prompts={"pair": "B {{ caption }}"})).fingerprint()
     assert a != b  # a different prompt never reuses cached answers
+
+
+# --- four gold classes: both_bad and GenAI-Bench's [[A>B]] verdicts --------------------------------------
+
+
+@pytest.mark.parametrize("text, verdict, how", [
+    ("Both are blurry.\nRATING A: 2\nRATING B: 3\nBETTER: BOTH_BAD", "both_bad", "strict"),
+    ("Neither matches.\nBETTER: both bad", "both_bad", "lenient"),
+    ("BETTER: Both-Bad.", "both_bad", "lenient"),
+    ("Better: both", "tie", "lenient"),  # `both` alone stays a tie
+    ("Image A has the dog.\n[[A>B]]", "0", "strict"),
+    ("[[B>A]]", "1", "strict"),
+    ("[[A=B=Good]]", "tie", "strict"),
+    ("Both are distorted. [[A=B=Bad]]", "both_bad", "lenient"),
+    ("[[A = B]]", "tie", "strict"),
+])
+def test_pair_verdicts_in_four_classes(text, verdict, how):
+    r = parse_pair(text, "1-10")
+    assert (r.status, r.verdict, r.how) == ("ok", verdict, how)
+
+
+def test_conflicting_four_class_verdicts_are_ambiguous():
+    r = parse_pair("[[A=B=Bad]]\nBETTER: A", "1-10")
+    assert r.status == "parse_error" and r.error == "ambiguous: better given as A and BOTH_BAD"
+    r = parse_pair("BETTER: both_bad or A", "1-10")
+    assert r.status == "parse_error" and r.error.startswith("ambiguous: better given as")
+
+
+def test_pair_prompt_offers_both_bad_where_the_task_declares_it():
+    from mjbench.config import JudgeConfig
+    from mjbench.prompts import PromptBook
+
+    book = PromptBook(JudgeConfig(name="p", adapter="openai", scales=["1-10"]))
+    three = book.render(caption="a cat", perspective="alignment", mode="pair", scale="1-10")
+    assert three.endswith("BETTER: <A | B | TIE>") and "BOTH_BAD" not in three
+    assert book.render(caption="a cat", perspective="alignment", mode="pair", scale="1-10",
+                       labels=["0", "1", "tie"]) == three
+    four = book.render(caption="a cat", perspective="alignment", mode="pair", scale="1-10",
+                       labels=["0", "1", "tie", "both_bad"])
+    assert four.endswith("BETTER: <A | B | TIE | BOTH_BAD>")
+    assert "TIE if both are equally good, or BOTH_BAD if both are bad" in four
+    # what the prompt asks for, the parser reads back
+    assert parse_pair("ok\nRATING A: 2\nRATING B: 2\nBETTER: BOTH_BAD", "1-10").verdict == "both_bad"

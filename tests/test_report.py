@@ -151,3 +151,27 @@ def test_nan_is_never_written_as_a_number(tmp_path):
     assert math.isnan(res.metrics.set_index("metric").loc["acc_without_tie", "value"].iloc[0])
     assert "NaN" not in (out / "leaderboard.json").read_text()
     assert "n/a" in (out / "reports" / "alignment.md").read_text()
+
+
+def test_leaderboard_shows_gold_label_metrics_only_where_a_perspective_has_them():
+    from mjbench.report import leaderboard_table, leaderboard_tex
+
+    rows = []
+    for judge, preds in (("good", ["0", "tie", "1"]), ("poor", ["1", "0", "1"])):
+        rows += [rec(f"a{i}", label, pred, judge=judge, label_prob=prob)
+                 for i, (label, pred, prob) in enumerate(zip(["0", "tie", "1"], preds, [0.9, 0.5, 0.1], strict=True))]
+        rows += [rec("s0", "0", "0", judge=judge, perspective="safety", subcategory="nsfw")]
+    board = build_leaderboard(compute_metrics(records_frame(rows), intervals=False))
+    good = board.set_index("judge").loc["good"]
+    assert good["alignment_acc_exact"] == 1.0 and good["alignment_acc_half_credit"] == 1.0
+    assert good["alignment_brier"] == pytest.approx((0.1 ** 2 + 0 + 0.1 ** 2) / 3)  # p = 1, 0.5, 0
+    poor = board.set_index("judge").loc["poor"]
+    assert poor["alignment_acc_exact"] == pytest.approx(1 / 3)
+    assert poor["alignment_acc_half_credit"] == pytest.approx((0 + 0.5 + 1) / 3)
+    assert "safety_acc_exact" not in board.columns  # no gold ties there: nothing new to show
+    table = leaderboard_table(board)
+    assert "alignment exact" in table.headers and "alignment Brier" in table.headers
+    brier = table.headers.index("alignment Brier")
+    assert [r[brier] for r in table.rows] == ["0.007", f"{(0.9 ** 2 + 0.5 ** 2 + 0.1 ** 2) / 3:.3f}"]
+    tex = leaderboard_tex(board)
+    assert "\\textbf{0.007}" in tex  # the lowest Brier score is the best

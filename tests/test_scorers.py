@@ -519,3 +519,79 @@ def test_local_weights_are_part_of_the_identity(tmp_path):
     assert cfg.identity()["local_files"][str(folder)] != first["local_files"][str(folder)]
     tag = JudgeConfig(name="clip", adapter="open_clip", options={"model_name": "ViT-B-32", "pretrained": "openai"})
     assert "local_files" not in tag.identity()  # a tag or hub id is identified by its name (and revision)
+
+
+# -- decoding no more than the model uses ------------------------------------------------------------
+def jpeg(seed: int, size: tuple[int, int]) -> ImageRef:
+    """A smooth photo-like JPEG (noise would make draft decoding look worse than it is on photos)."""
+    from PIL import Image
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h // 64 + 2, w // 64 + 2, 3), dtype=np.uint8)
+    img = Image.fromarray(base).resize(size, Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return ImageRef(data=buf.getvalue(), origin=f"photo-{seed}.jpg")
+
+
+@pytest.fixture
+def decode_spy(monkeypatch):
+    """The min_side every scorer decoded with, and the sizes handed to its preprocessing."""
+    from mjbench.adapters import _scoring
+
+    seen: list[tuple[int, tuple[int, int]]] = []
+    real = _scoring.decode_at_least
+
+    def spy(ref, min_side):
+        img = real(ref, min_side)
+        seen.append((min_side, img.size))
+        return img
+
+    monkeypatch.setattr(_scoring, "decode_at_least", spy)
+    return seen
+
+
+def test_open_clip_decodes_with_twice_its_input_side(tiny_clip, decode_spy):
+    """The tiny model takes 64 px: images are decoded no smaller than 128 px on their shortest side, and a
+    large JPEG scores (nearly) as its full decode does."""
+    options = {"model_name": tiny_clip.name, "pretrained": tiny_clip.ckpt}
+    j = judge("open_clip", options=options, batch_size=4)
+    big, small = jpeg(1, (1024, 768)), image(2)
+    got = scores(j, [req(big, PROMPTS[0]), req(small, PROMPTS[1])])
+    assert sorted(decode_spy) == [(128, (72, 56)), (128, (256, 192))]  # 1024x768 drafted to 1/4
+    expected = direct_open_clip(tiny_clip, [big, small], PROMPTS)
+    assert got[1] == pytest.approx(expected[1], abs=1e-5)  # below the bound: exactly the full decode
+    assert got[0] == pytest.approx(expected[0], abs=0.02 * abs(expected[0]) + 0.05)
+    assert j.identity()["adapter_version"] == "2"  # pixels changed for large images: no stale cache reuse
+
+
+def test_aesthetic_decodes_with_twice_the_clip_input_side(tiny_clip, tmp_path, decode_spy):
+    torch.save(laion_head(32).state_dict(), tmp_path / "head.pth")
+    j = judge("aesthetic", options={"head_path": str(tmp_path / "head.pth"), "clip_model": tiny_clip.name,
+                                    "clip_pretrained": tiny_clip.ckpt})
+    scores(j, [req(jpeg(3, (600, 600)), "x")])
+    assert decode_spy == [(128, (150, 150))]
+    assert j.identity()["adapter_version"] == "2"
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_hf_clip_decodes_with_twice_the_processor_side(tiny_hf, kind, decode_spy):
+    j = judge("hf_clip", model=str(tiny_hf / kind), options={"processor": str(tiny_hf / "processor")})
+    scores(j, [req(jpeg(4, (512, 256)), PROMPTS[0])])
+    assert decode_spy == [(64, (128, 64))]  # 1/4 draft: the shortest side stays >= 64
+    assert j.identity()["adapter_version"] == "2"
+
+
+def test_blip_itm_decodes_with_twice_the_processor_side(tiny_blip, decode_spy):
+    j = judge("blip_itm", model=str(tiny_blip))
+    scores(j, [req(jpeg(5, (400, 300)), PROMPTS[0])])
+    assert decode_spy == [(64, (100, 75))]
+    assert j.identity()["adapter_version"] == "2"
+
+
+def test_heuristic_scorers_decode_every_pixel(decode_spy):
+    """Sharpness reads fine detail: it declares no bound, so nothing is drafted away."""
+    j = judge("sharpness")
+    scores(j, [req(jpeg(6, (1024, 768)), "x")])
+    assert decode_spy == []

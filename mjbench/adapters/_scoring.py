@@ -4,7 +4,8 @@
 - file options given as a local path (relative to the judge YAML's folder) or `hf-hub:org/repo/file`;
 - `PrefetchScorer`, the batched pipeline behind every single-image scorer: each distinct image (by content
   hash) and each distinct prompt is encoded once per adapter lifetime, and the next batch is decoded and
-  preprocessed in worker threads while the model works on the current one.
+  preprocessed in worker threads while the model works on the current one;
+- `decode_at_least`: decode only as many pixels as the model will use (JPEG draft mode, `Image.reduce`).
 
 Nothing heavy is imported at module level: torch is imported inside the functions that need it.
 """
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mjbench.adapters.base import Capabilities, Judge, Response, ScoreRequest
 from mjbench.config import JudgeConfig
 from mjbench.errors import ConfigError, ItemError, MjbenchError
+from mjbench.images import ImageRef
 
 log = logging.getLogger("mjbench")
 
@@ -190,14 +192,47 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# -- decoding no more than the model uses -----------------------------------------------------------
+def decode_at_least(ref: ImageRef, min_side: int) -> Image.Image:
+    """`ref` decoded to RGB with its shortest side reduced towards `min_side` but never below it, at the
+    least cost: JPEG draft mode (the decoder scales by 1/2, 1/4 or 1/8 in the DCT domain) and then
+    `Image.reduce` by a whole factor (a box filter). Nothing is resampled to an exact size: the model's own
+    resize still makes the final step, so an image whose shortest side is below 2 x `min_side` comes back
+    exactly as `ref.load()` decodes it. Errors as `ImageRef.load` (ItemError naming the image).
+
+    Why not `ref.load(max_side)`: that bounds the longest side, so a wide image would lose pixels its
+    shortest side needs (CLIP resizes the shortest side), and its final LANCZOS step costs more than the
+    draft saves (measured on 1024 px JPEGs: 45 ms against 25 ms for a full decode and the model's resize)."""
+    from PIL import Image
+
+    try:
+        with ref._open() as im:  # the guarded opener: pixel limit, unknown formats, bombs
+            w, h = im.size
+            if im.format == "JPEG" and min(w, h) >= 2 * min_side:
+                s = min_side / min(w, h)
+                im.draft(None, (math.ceil(w * s), math.ceil(h * s)))  # the smallest DCT scale >= that size
+            im.load()
+            rgb = im.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ItemError(f"cannot decode image {ref.origin}: {exc}") from None
+    factor = min(rgb.size) // min_side
+    return rgb.reduce(factor) if factor >= 2 else rgb
+
+
+def default_prefetch_workers() -> int:
+    """One decoding thread per core (PIL releases the GIL while it decodes), at most 16."""
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
 # -- the batched, de-duplicating, prefetching pipeline ---------------------------------------------
 class ScorerOptions(BaseModel):
     """Options every PrefetchScorer takes."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    #: threads that decode and preprocess the next batch while the model works (0: inline, no overlap)
-    prefetch_workers: int = Field(default=2, ge=0, le=64)
+    #: threads that decode and preprocess the next batch while the model works (0: inline, no overlap;
+    #: null: one per CPU core, see `default_prefetch_workers`)
+    prefetch_workers: int | None = Field(default=None, ge=0, le=64)
 
 
 @dataclass
@@ -214,6 +249,9 @@ class PrefetchScorer(Judge):
     """Base of the single-image scorers. Subclasses implement the hooks:
 
     - `_load()`: load the model (called once, by `setup`);
+    - `_decode_min_side()`: the shortest side the model needs after decoding, or None for every pixel;
+      scorers that resize to a fixed input return a safe bound (2x their input side), so large JPEGs are
+      decoded in draft mode and reduced before `_preprocess` (see `decode_at_least`);
     - `_preprocess(image)`: decoded PIL image -> what `_encode_images` takes; runs in prefetch threads, so
       it must be thread-safe, and should keep to PIL/numpy work: torch ops from several threads at once
       oversubscribe the CPU cores (measured on 2 cores: with to-tensor and normalise in the threads,
@@ -225,6 +263,9 @@ class PrefetchScorer(Judge):
     `text_mode` says how the prompt enters: `"embedding"` (separate text encoder, e.g. CLIP: images are
     cached by content hash, prompts by text), `"joint"` (the model reads image and prompt together, e.g.
     BLIP ITM: cached per image hash and prompt) or `"none"` (image-only, e.g. aesthetic, sharpness).
+
+    Memory: at most two batches of prepared images are held (the one being encoded and the next one being
+    decoded); a decoded image is dropped as soon as `_preprocess` has turned it into model input.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",))
@@ -234,6 +275,7 @@ class PrefetchScorer(Judge):
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
         self._loaded = False
+        self._min_side: int | None = None
         self._image_cache: dict[Hashable, Any] = {}
         self._text_cache: dict[str, Any] = {}
 
@@ -243,6 +285,10 @@ class PrefetchScorer(Judge):
 
     def _unload(self) -> None:
         """Drop the model."""
+
+    def _decode_min_side(self) -> int | None:
+        """The shortest side worth decoding (called after `_load`); None decodes every pixel."""
+        return None
 
     def _preprocess(self, image: Image.Image) -> Any:
         raise NotImplementedError
@@ -260,6 +306,7 @@ class PrefetchScorer(Judge):
     def setup(self) -> None:
         if not self._loaded:
             self._load()
+            self._min_side = self._decode_min_side()
             self._loaded = True
 
     def close(self) -> None:
@@ -304,6 +351,7 @@ class PrefetchScorer(Judge):
         size = self.config.batch_size
         chunks = [pending[s : s + size] for s in range(0, len(pending), size)]
         workers = getattr(self.options, "prefetch_workers", 0)
+        workers = default_prefetch_workers() if workers is None else workers
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mjbench-prefetch") if workers else None
         try:
             futures = self._submit(pool, chunks[0]) if pool and chunks else []
@@ -326,7 +374,9 @@ class PrefetchScorer(Judge):
     def _prepare(self, unit: _Unit) -> tuple[Any, str | None]:
         """Decode and preprocess one image; a failure becomes a message naming the image."""
         try:
-            return self._preprocess(unit.image.load()), None
+            ref = unit.image
+            image = ref.load() if self._min_side is None else decode_at_least(ref, self._min_side)
+            return self._preprocess(image), None
         except ItemError as exc:
             return None, str(exc)
         except Exception as exc:  # noqa: BLE001 - a preprocessing failure belongs to this image only

@@ -81,6 +81,8 @@ class AestheticScorer(PrefetchScorer):
     capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",), needs_network=True)
     Options = AestheticOptions
     text_mode = "none"
+    #: 2: large JPEGs are decoded in draft mode and reduced to 2x the CLIP input side first
+    version = "2"
     options: AestheticOptions
 
     def __init__(self, config: JudgeConfig):
@@ -118,6 +120,10 @@ class AestheticScorer(PrefetchScorer):
 
     def _unload(self) -> None:
         self._clip = self._head = None
+
+    def _decode_min_side(self) -> int | None:
+        assert self._clip is not None
+        return 2 * self._clip.input_side
 
     def _preprocess(self, image: Image.Image) -> Any:
         assert self._clip is not None

@@ -19,6 +19,11 @@ for re-encoded images), `temperature` (0 by default; null leaves it out), `max_o
 `generation:` holds provider-native request fields merged into the body (for Gemini, into
 `generationConfig`), e.g. `{reasoning_effort: low}` or `{thinkingConfig: {thinkingBudget: 0}}`.
 Cost is computed from the reported token usage and the YAML's `pricing`.
+
+Served judges at scale: `base_url` may list several replicas of one deployment (e.g. one vLLM or SGLang
+server per machine). Each attempt goes to the next replica in turn (`Replicas`); a replica whose connection
+fails is skipped for `REPLICA_COOLDOWN_S`, so the policy's retry of that request lands on another one. The
+cache key does not depend on which replica answered (`JudgeConfig.identity`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ if TYPE_CHECKING:
 
 #: status codes worth retrying besides 5xx
 RETRY_STATUS = {408, 429}
+#: seconds a replica whose connection failed is left out of the rotation (unless every replica is out)
+REPLICA_COOLDOWN_S = 30.0
 
 
 #: request headers that carry credentials; never accepted in a judge YAML's `options.headers`
@@ -111,6 +118,30 @@ def encode_image(ref: ImageRef, max_side: int, fmt: str = "png") -> tuple[str, s
     buf = io.BytesIO()
     img.save(buf, format=fmt.upper(), **({"quality": 95} if fmt == "jpeg" else {}))
     return f"image/{fmt}", base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class Replicas:
+    """Round-robin over a judge's servers. `down(url)` leaves a server out for `cooldown_s`; when every
+    server is out, the rotation goes on over all of them (the attempt fails and the policy decides). Used from
+    one event loop at a time, so no lock is needed."""
+
+    def __init__(self, urls: list[str], cooldown_s: float = REPLICA_COOLDOWN_S):
+        self.urls = urls
+        self.cooldown_s = cooldown_s
+        self._next = 0
+        self._out_until = [0.0] * len(urls)
+
+    def pick(self) -> str:
+        now = time.monotonic()
+        n = len(self.urls)
+        live = [i for i in range(n) if self._out_until[i] <= now] or list(range(n))
+        i = min(live, key=lambda j: (j - self._next) % n)  # the next live one in rotation order
+        self._next = (i + 1) % n
+        return self.urls[i]
+
+    def down(self, url: str) -> None:
+        if len(self.urls) > 1:
+            self._out_until[self.urls.index(url)] = time.monotonic() + self.cooldown_s
 
 
 def parse_retry_after(headers: httpx.Headers) -> float | None:
@@ -173,7 +204,8 @@ class _APIJudge(TextJudge):
             raise ConfigError(f"{config.path or config.name}: model: adapter {config.adapter!r} needs a model id")
         self.prompts = PromptBook(config)
         register_secret_env(self.key_env(config))
-        self.base_url = (config.base_url or self.default_base_url).rstrip("/")
+        urls = config.base_url if isinstance(config.base_url, list) else [config.base_url or self.default_base_url]
+        self.replicas = Replicas([u.rstrip("/") for u in urls])
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -228,16 +260,18 @@ class _APIJudge(TextJudge):
     def close(self) -> None:
         self._clients.clear()
 
-    async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    async def _post(self, base: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         import httpx
 
         try:
-            r = await self._client().post(url, json=body, headers={**self.options.headers, **headers})
+            r = await self._client().post(base + path, json=body, headers={**self.options.headers, **headers})
         except httpx.TimeoutException as exc:
             raise TransientError(f"{self.provider}: request timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise TransientError(f"{self.provider}: connection failed ({_quote(str(exc), 300) or type(exc).__name__})"
-                                 ) from None
+            self.replicas.down(base)  # the next attempt (the policy's retry) goes to another replica
+            where = f" to {base}" if len(self.replicas.urls) > 1 else ""
+            raise TransientError(f"{self.provider}: connection failed{where} "
+                                 f"({_quote(str(exc), 300) or type(exc).__name__})") from None
         if r.status_code in RETRY_STATUS or r.status_code >= 500:
             raise TransientError(f"{self.provider} HTTP {r.status_code}: {_server_message(r)}",
                                  retry_after=parse_retry_after(r.headers))
@@ -269,10 +303,10 @@ class _APIJudge(TextJudge):
                        for ref in images]
         except ItemError as exc:  # a broken image costs no request
             return Response.failure(str(exc))
-        url, body, headers = self.build(encoded, text)
+        path, body, headers = self.build(encoded, text)
         t0 = time.monotonic()
         try:
-            data = await self._post(url, body, headers)
+            data = await self._post(self.replicas.pick(), path, body, headers)
         except _HTTPError as exc:
             return Response.failure(str(exc), latency_s=time.monotonic() - t0)
         latency = time.monotonic() - t0
@@ -313,6 +347,7 @@ class _APIJudge(TextJudge):
 
     # provider specifics
     def build(self, images: list[tuple[str, str]], text: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """(path after the base URL, JSON body, headers) of one request."""
         raise NotImplementedError
 
     def read(self, data: dict[str, Any]) -> Reply:
@@ -345,7 +380,7 @@ class OpenAIJudge(_APIJudge):
                 self.options.max_tokens_field: self.options.max_output_tokens, **self.config.generation}
         key = self._key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return f"{self.base_url}/chat/completions", body, headers
+        return "/chat/completions", body, headers
 
     def read(self, data: dict[str, Any]) -> Reply:
         choice = data["choices"][0]
@@ -386,7 +421,7 @@ class AnthropicJudge(_APIJudge):
         key = self._key()
         if key:
             headers["x-api-key"] = key
-        return f"{self.base_url}/messages", body, headers
+        return "/messages", body, headers
 
     def read(self, data: dict[str, Any]) -> Reply:
         text = "".join(block.get("text", "") for block in data.get("content") or [] if block.get("type") == "text")
@@ -417,7 +452,7 @@ class GeminiJudge(_APIJudge):
             body["systemInstruction"] = {"parts": [{"text": self.options.system_prompt}]}
         key = self._key()
         headers = {"x-goog-api-key": key} if key else {}
-        return f"{self.base_url}/models/{self.config.model}:generateContent", body, headers
+        return f"/models/{self.config.model}:generateContent", body, headers
 
     def read(self, data: dict[str, Any]) -> Reply:
         usage = data.get("usageMetadata") or {}

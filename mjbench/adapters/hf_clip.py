@@ -40,6 +40,24 @@ def features(output: Any) -> Any:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+def processor_input_side(processor: Any, model: Any) -> int | None:
+    """The largest side the image processor resizes or crops to (`size`, `crop_size`: shortest_edge, height,
+    width), else the vision config's `image_size`; None where neither says."""
+    image_processor = getattr(processor, "image_processor", processor)
+    sides = []
+    for attr in ("size", "crop_size"):
+        value = getattr(image_processor, attr, None)
+        if isinstance(value, dict):
+            sides += [v for k, v in value.items() if k in ("shortest_edge", "height", "width") and isinstance(v, int)]
+        elif isinstance(value, int):
+            sides.append(value)
+    if not sides:
+        vision = getattr(getattr(model, "config", None), "vision_config", None)
+        size = getattr(vision, "image_size", None)
+        sides = [size] if isinstance(size, int) else []
+    return max(sides) if sides else None
+
+
 def require_model(config: JudgeConfig) -> str:
     if not config.model:
         raise ConfigError(f"{where(config)}: model: the {config.adapter} adapter needs a model id or folder")
@@ -88,7 +106,11 @@ class HFClipOptions(DualEncoderOptions):
 class TransformersCheckpoint:
     """What the transformers scorers share (mixed in before their scorer base): a model id checked at
     construction, availability from the hub cache, model and processor loaded together, and PIL-only
-    prefetching, since the processor's torch ops run in the model's thread."""
+    prefetching, since the processor's torch ops run in the model's thread. Large JPEGs are decoded in
+    draft mode and reduced to 2x the processor's input side before the processor resizes them."""
+
+    #: 2: large JPEGs are decoded in draft mode and reduced to 2x the input side first
+    version = "2"
 
     config: JudgeConfig
     options: Any
@@ -112,6 +134,10 @@ class TransformersCheckpoint:
 
     def _unload(self) -> None:
         self._model = self._processor = None
+
+    def _decode_min_side(self) -> int | None:
+        side = processor_input_side(self._processor, self._model)
+        return 2 * side if side else None
 
     def _preprocess(self, image: Image.Image) -> Any:
         return image

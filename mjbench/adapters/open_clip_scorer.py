@@ -150,6 +150,9 @@ class OpenClipModel:
         cut = next((i for i, t in enumerate(steps) if type(t).__name__.endswith("ToTensor")), len(steps))
         self.pil_steps, self.tensor_steps = steps[:cut], steps[cut:]
         self.tokenizer = open_clip.get_tokenizer(model_name)
+        size = getattr(model.visual, "image_size", 224)
+        #: the model's square input side (224 for ViT-B-32 and ViT-H-14)
+        self.input_side = int(max(size) if isinstance(size, (tuple, list)) else size)
         self.dtype = next(model.parameters()).dtype
         self.amp = precision == "amp"
         self.torch = torch
@@ -199,6 +202,8 @@ class OpenClipScorer(DualEncoderScorer):
 
     capabilities: ClassVar[Capabilities] = Capabilities(modes=("single",), needs_network=True)
     Options = OpenClipOptions
+    #: 2: large JPEGs are decoded in draft mode and reduced to 2x the input side before the model's resize
+    version = "2"
     options: OpenClipOptions
 
     def __init__(self, config: JudgeConfig):
@@ -232,6 +237,10 @@ class OpenClipScorer(DualEncoderScorer):
 
     def _unload(self) -> None:
         self._clip = None
+
+    def _decode_min_side(self) -> int | None:
+        assert self._clip is not None
+        return 2 * self._clip.input_side
 
     def _preprocess(self, image: Image.Image) -> Any:
         assert self._clip is not None

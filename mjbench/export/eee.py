@@ -126,8 +126,11 @@ def _metrics(run_dir: Path, records: pd.DataFrame, info: dict[str, Any]) -> pd.D
                                       "ci_high": ["", "nan", "NaN"]})
     from mjbench.metrics import compute_metrics
 
+    calibration = info.get("calibrate_on")
     return compute_metrics(records, tie_threshold=float(info.get("tie_threshold") or 0.0),
-                           bias_normalization=info.get("bias_normalization") or "minmax").metrics
+                           bias_normalization=info.get("bias_normalization") or "minmax",
+                           bias_average=str(info.get("bias_average") or "items"),
+                           calibrate_on=calibration if isinstance(calibration, dict) else None).metrics
 
 
 def _version() -> str:

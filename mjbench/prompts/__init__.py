@@ -13,7 +13,8 @@ Lookup order for (perspective, mode): YAML `<perspective>.<mode>`, YAML `<mode>`
 `<perspective>.<mode>.j2`, packaged `<mode>.j2`. Variables a template can use: `caption`,
 `perspective`, `criteria`, `scale` (its name), `scale_instructions` (the valid values, worst to best),
 `placeholder` (what goes after `RATING:`), `range_text`, `levels` (Likert words, else empty), `low`,
-`high`. The scale's words and range always come from `mjbench.scales`, so every template states the
+`high`; for pair prompts `labels` (the task's gold classes, default 0, 1, tie), `both_bad` (true where the
+task declares that class: the judge may answer BOTH_BAD) and `choices` (`A | B | TIE`, plus `| BOTH_BAD`). The scale's words and range always come from `mjbench.scales`, so every template states the
 range it will be parsed with. Templates must end by asking for the final lines that
 `mjbench.parsing` reads.
 """
@@ -21,9 +22,10 @@ range it will be parsed with. Templates must end by asking for the final lines t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mjbench import PERSPECTIVES
 from mjbench.config import JudgeConfig
@@ -33,7 +35,7 @@ from mjbench.scales import get_scale
 if TYPE_CHECKING:
     import jinja2
 
-    from mjbench.adapters.base import PairRequest, ScoreRequest
+    from mjbench.responses import PairRequest, ScoreRequest
     from mjbench.images import ImageRef
 
 PROMPT_DIR = Path(__file__).resolve().parent
@@ -59,6 +61,13 @@ def criteria(perspective: str) -> str:
 def _packaged(name: str) -> jinja2.Template | None:
     path = PROMPT_DIR / f"{name}.j2"
     return _env().from_string(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def verdict_choices(labels: Sequence[str] | None) -> dict[str, Any]:
+    """The template variables that say which verdicts a pair prompt offers (see the module docstring)."""
+    classes = list(labels or ("0", "1", "tie"))
+    both_bad = "both_bad" in classes
+    return {"labels": classes, "both_bad": both_bad, "choices": "A | B | TIE" + (" | BOTH_BAD" if both_bad else "")}
 
 
 def valid_keys() -> list[str]:
@@ -123,8 +132,10 @@ class PromptBook:
             raise ConfigError(f"{self.where}: no prompt template for mode {mode!r}")
         return found
 
-    def render(self, *, caption: str, perspective: str, mode: str, scale: str) -> str:
-        """The full text prompt; images are placed before it by the adapter."""
+    def render(self, *, caption: str, perspective: str, mode: str, scale: str,
+               labels: Sequence[str] | None = None) -> str:
+        """The full text prompt; images are placed before it by the adapter. `labels`: the task's gold
+        classes (TaskConfig.labels); with `both_bad` among them a pair prompt offers BOTH_BAD."""
         import jinja2
 
         sc = get_scale(scale)
@@ -135,6 +146,7 @@ class PromptBook:
             "caption": caption, "perspective": perspective, "criteria": criteria(perspective), "scale": sc.name,
             "scale_instructions": sc.instructions, "placeholder": sc.placeholder, "range_text": sc.range_text,
             "levels": list(sc.levels), "low": sc.low, "high": sc.high,
+            **verdict_choices(labels),
         }
         try:
             return self.template(perspective, mode).render(**variables).strip()
@@ -143,11 +155,12 @@ class PromptBook:
 
     def for_request(self, request: ScoreRequest | PairRequest) -> tuple[list[ImageRef], str, str]:
         """(images in shown order, prompt text, mode) for one request."""
-        from mjbench.adapters.base import PairRequest
+        from mjbench.responses import PairRequest
 
         if isinstance(request, PairRequest):
             images, mode = list(request.images), "pair"
         else:
             images, mode = [request.image], "single"
-        text = self.render(caption=request.prompt, perspective=request.perspective, mode=mode, scale=request.scale)
+        text = self.render(caption=request.prompt, perspective=request.perspective, mode=mode, scale=request.scale,
+                           labels=getattr(request, "labels", None))
         return images, text, mode

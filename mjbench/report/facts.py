@@ -54,6 +54,10 @@ def run_facts(run_info: dict[str, Any], records: pd.DataFrame | None, interval_m
     add("limit (items per task)", info.get("limit"))
     add("tie threshold", info.get("tie_threshold"))
     add("bias normalisation", info.get("bias_normalization"))
+    add("bias average", info.get("bias_average"))
+    calibration = info.get("calibrate_on") if isinstance(info.get("calibrate_on"), dict) else {}
+    add("tie epsilon fitted on", ", ".join(f"{'every task' if task == '*' else task}: {dev}"
+                                           for task, dev in calibration.items()))
     add("intervals", interval_method)
     add("versions", info.get("versions"))
     counts = info.get("counts") if isinstance(info.get("counts"), dict) else {}

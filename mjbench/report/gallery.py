@@ -170,7 +170,7 @@ def _failing(records: pd.DataFrame, tie_threshold: float) -> list[tuple[str, ...
 
     out = []
     verdicts, _ = pairwise_verdicts(records, tie_threshold)
-    bad = verdicts[verdicts["scored"] & ~verdicts["correct"]]
+    bad = verdicts[~(verdicts["valid"] & (verdicts["pred"] == verdicts["label"]))]  # gold ties included
     for v in bad.to_dict("records"):
         out.append((v["judge"], v["scale"], v["subcategory"], v["task"], v["item_id"],
                     v["pred"] if v["valid"] else "invalid", _text(v["label"])))

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LEADERBOARD_ACCURACY = ("acc_with_tie", "acc_without_tie")
+#: gold-label metrics (mjbench.gold) shown where a perspective's tasks have such labels; brier: lower is better
+LEADERBOARD_GOLD = ("acc_exact", "acc_half_credit", "acc_tie_calibrated", "acc_strength_weighted", "acc_decisive",
+                    "brier")
+LOWER_IS_BETTER = ("brier",)
+_GOLD_LABELS = {"acc_exact": "exact", "acc_half_credit": "half credit", "acc_tie_calibrated": "tie-calibrated",
+                "acc_strength_weighted": "strength-weighted", "acc_decisive": "decisive", "brier": "Brier"}
 #: an accuracy whose items have a valid verdict for under this share (in %) is marked with MARK
 MIN_COVERAGE_PCT = 90
 MARK = "\u2020"
@@ -25,15 +31,24 @@ LEADERBOARD_NOTE = (
     "counts); bias ACC, NDS and GES (%) over all items. n (invalid %): the items judged and the share of them "
     "without a valid verdict (error, parse error, refusal, no prediction); invalid items count as wrong in "
     "w/ tie and are left out of w/o tie. n/a: no number can be given; where the judge failed, the note says "
-    "why, else the value is undefined (not run, or no item where the judge chose an image).")
+    "why, else the value is undefined (not run, or no item where the judge chose an image). Where a task has "
+    "gold ties, both_bad, graded or soft labels: exact, half credit and tie-calibrated accuracy over all items "
+    "(gold ties included), strength-weighted accuracy, accuracy on decisive votes (%), and the Brier score "
+    "(0-1, lower is better); see metrics.csv for the rest.")
 LEADERBOARD_LEGEND = (f"{MARK} under {MIN_COVERAGE_PCT} % of the items have a valid verdict (invalid rate above "
                       f"{100 - MIN_COVERAGE_PCT} %): the number describes only part of the data.")
 
 
-def value_columns(p: str) -> list[str]:
-    """The value columns of perspective `p`, in order: accuracies (or bias metrics), then n and invalid rate."""
-    values = list(BIAS_GROUP_METRICS) if p == BIAS else [f"{p}_{a}" for a in LEADERBOARD_ACCURACY]
+def value_columns(p: str, gold: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The value columns of perspective `p`, in order: accuracies (or bias metrics), the gold-label metrics
+    `gold` it has, then n and invalid rate."""
+    values = list(BIAS_GROUP_METRICS) if p == BIAS else [f"{p}_{a}" for a in (*LEADERBOARD_ACCURACY, *gold)]
     return values + [f"{p}_n", f"{p}_invalid_rate"]
+
+
+def _gold_of(board: pd.DataFrame, p: str) -> list[str]:
+    """The gold-label metrics the board has for perspective `p`."""
+    return [g for g in LEADERBOARD_GOLD if f"{p}_{g}" in board.columns]
 
 
 def _frame(metrics: MetricsResult | pd.DataFrame) -> pd.DataFrame:
@@ -75,13 +90,15 @@ def build_leaderboard(metrics: MetricsResult | pd.DataFrame, records: pd.DataFra
     failures = judge_failures(info)
     m = _frame(metrics)
     pair = m[(m["perspective"] != BIAS) & (m["subcategory"] == ALL)]
-    pair = pair[pair["metric"].isin([*LEADERBOARD_ACCURACY, "invalid_rate"])]
+    pair = pair[pair["metric"].isin([*LEADERBOARD_ACCURACY, *LEADERBOARD_GOLD, "invalid_rate"])]
     bias = m[(m["perspective"] == BIAS) & (m["subcategory"] == OVERALL)]
     bias = bias[bias["metric"].isin([*BIAS_GROUP_METRICS, "invalid_rate"])]
     parts = pd.concat([pair, bias], ignore_index=True)
     perspectives = sorted(set(parts["perspective"].astype(str)), key=perspective_rank)
     keys = set(zip(parts["judge"].astype(str), parts["scale"].astype(str), strict=True))
     keys = sorted(keys | set(_failed_rows(info, failures, {j for j, _ in keys})))
+    gold = {p: [g for g in LEADERBOARD_GOLD if ((parts["perspective"] == p) & (parts["metric"] == g)).any()]
+            for p in perspectives}
 
     empty = parts.iloc[:0]
     cells = {tuple(map(str, k)): g for k, g in parts.groupby(["judge", "scale", "perspective", "metric"])}
@@ -94,8 +111,8 @@ def build_leaderboard(metrics: MetricsResult | pd.DataFrame, records: pd.DataFra
             invalid = cells.get((judge, scale, p, "invalid_rate"), empty)
             items = int(invalid["n"].sum())
             bad = int(sum(round(v * n) for v, n in zip(invalid["value"], invalid["n"], strict=True)))
-            metric_names = BIAS_GROUP_METRICS if p == BIAS else LEADERBOARD_ACCURACY
-            for name, column in zip(metric_names, value_columns(p)[:-2], strict=True):
+            metric_names = BIAS_GROUP_METRICS if p == BIAS else (*LEADERBOARD_ACCURACY, *gold[p])
+            for name, column in zip(metric_names, value_columns(p, gold[p])[:-2], strict=True):
                 row[column] = _pooled(cells.get((judge, scale, p, name), empty))
             row[f"{p}_n"] = items if items else None
             row[f"{p}_invalid_rate"] = bad / items if items else float("nan")
@@ -103,10 +120,10 @@ def build_leaderboard(metrics: MetricsResult | pd.DataFrame, records: pd.DataFra
             dead += [p] if items and bad == items else []
         row["note"] = _note(judge, scale, ran, dead, records, failures)
         out.append(row)
-    columns = ["judge", "scale"] + [c for p in perspectives for c in value_columns(p)] + ["note"]
+    columns = ["judge", "scale"] + [c for p in perspectives for c in value_columns(p, gold[p])] + ["note"]
     board = pd.DataFrame(out, columns=columns)
     for p in perspectives:
-        floats = [c for c in value_columns(p) if c != f"{p}_n"]
+        floats = [c for c in value_columns(p, gold[p]) if c != f"{p}_n"]
         board[floats] = board[floats].astype(float)
         board[f"{p}_n"] = board[f"{p}_n"].astype("Int64")
     board["note"] = board["note"].astype(str)
@@ -130,7 +147,14 @@ def _column_label(column: str, perspective: str) -> str:
     if column in BIAS_GROUP_METRICS:
         return "bias " + column.removeprefix("bias_").upper()
     suffix = column.removeprefix(f"{perspective}_")
-    return f"{perspective} " + {"acc_with_tie": "w/ tie", "acc_without_tie": "w/o tie"}[suffix]
+    return f"{perspective} " + {"acc_with_tie": "w/ tie", "acc_without_tie": "w/o tie", **_GOLD_LABELS}[suffix]
+
+
+def _cell(column: str, value: Any) -> str:
+    """A percentage, or for a lower-is-better score (Brier) the value with three decimals."""
+    if column.endswith(LOWER_IS_BETTER):
+        return "n/a" if missing(value) else f"{float(value):.3f}"
+    return pct(value)
 
 
 def leaderboard_table(board: pd.DataFrame) -> Table:
@@ -139,7 +163,7 @@ def leaderboard_table(board: pd.DataFrame) -> Table:
     perspectives = [c.removesuffix("_n") for c in board.columns if c.endswith("_n")]
     headers = ["judge", "scale"]
     for p in perspectives:
-        headers += [_column_label(c, p) for c in value_columns(p)[:-2]] + [f"{p} n (invalid %)"]
+        headers += [_column_label(c, p) for c in value_columns(p, _gold_of(board, p))[:-2]] + [f"{p} n (invalid %)"]
     with_note = bool((board["note"] != "").any()) if len(board) else False
     if with_note:
         headers.append("note")
@@ -149,8 +173,8 @@ def leaderboard_table(board: pd.DataFrame) -> Table:
         for p in perspectives:
             n, invalid = r[f"{p}_n"], r[f"{p}_invalid_rate"]
             low = not missing(n) and 100 * (n - round(invalid * n)) < MIN_COVERAGE_PCT * n
-            for c in value_columns(p)[:-2]:
-                cells.append(pct(r[c]) + (f" {MARK}" if low and not missing(r[c]) else ""))
+            for c in value_columns(p, _gold_of(board, p))[:-2]:
+                cells.append(_cell(c, r[c]) + (f" {MARK}" if low and not missing(r[c]) else ""))
             cells.append("" if missing(n) else f"{int(n)} ({pct(invalid)})")
         if with_note:
             cells.append(str(r["note"]))
@@ -175,9 +199,10 @@ def leaderboard_tex(board: pd.DataFrame) -> str:
     rows, perspectives as column groups (w/ tie, w/o tie; bias ACC, NDS, GES), percentages with one
     decimal, the best value of each column in bold, `--` where there is no number."""
     perspectives = [c.removesuffix("_n") for c in board.columns if c.endswith("_n")]
-    groups = [(p, value_columns(p)[:-2]) for p in perspectives]
+    groups = [(p, value_columns(p, _gold_of(board, p))[:-2]) for p in perspectives]
     spec = "ll" + "".join(" " + "c" * len(cols) for _, cols in groups)
-    best = {c: board[c].max() for _, cols in groups for c in cols if board[c].notna().any()}
+    best = {c: board[c].min() if c.endswith(LOWER_IS_BETTER) else board[c].max()
+            for _, cols in groups for c in cols if board[c].notna().any()}
     lines = ["% mjbench leaderboard; needs \\usepackage{booktabs}",
              "\\begin{table}[t]", "\\centering", "\\small", f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
     head, rules, start = ["", ""], [], 3
@@ -196,7 +221,7 @@ def leaderboard_tex(board: pd.DataFrame) -> str:
                 if missing(r[c]):
                     cells.append("--")
                     continue
-                text = pct(r[c])
+                text = _cell(c, r[c])
                 text = f"\\textbf{{{text}}}" if r[c] == best.get(c) else text
                 cells.append(text + ("$^\\dagger$" if low else ""))
         lines.append(" & ".join(cells) + " \\\\")

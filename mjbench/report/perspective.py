@@ -18,6 +18,13 @@ BIAS_NORMALISATION_NOTES = {
               "depend on which other tasks ran beside it).",
     "scale": "Scores normalised by the scale's bounds (min-max per judge, task and scale where a scale has "
              "none).",
+    "none": "Raw scores, not normalised (as some of MJ-Bench's published tables): ACC's 0.1 tolerance is in the "
+            "judge's own units, and NDS and GES assume non-negative scores.",
+}
+BIAS_AVERAGE_NOTES = {
+    "items": "Per axis and overall: the mean over the items of their group's value (each image counts once).",
+    "groups": "Per axis and overall: the mean over the groups (each group counts once, as MJ-Bench's published "
+              "tables); n = groups.",
 }
 
 
@@ -113,7 +120,57 @@ def _pairwise_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
     return tables
 
 
-def _bias_tables(m: pd.DataFrame, groups: pd.DataFrame | None, normalization: str, cx: _Context) -> list[Table]:
+def _raw(v: Any) -> str:
+    """A value that is not a fraction (a score gap, a temperature, nats): four significant digits."""
+    return "n/a" if missing(v) else f"{float(v):.4g}"
+
+
+def _gold_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
+    """Where a task has gold ties or both_bad, graded or soft labels: the metrics of mjbench.gold."""
+    look, tables = cx.look, []
+    keys = [k for k in _keys(m, ("acc_exact",)) if k[3] != ALL_MACRO]
+    if keys:
+        rows = [[j, t, s, sub, look.pct((j, t, s, p, sub), "acc_exact"), look.ci((j, t, s, p, sub), "acc_exact"),
+                 look.pct((j, t, s, p, sub), "acc_half_credit"), look.pct((j, t, s, p, sub), "acc_tie_calibrated"),
+                 _raw(look.get((j, t, s, p, ALL), "tie_epsilon")) if sub == ALL else "",
+                 look.n((j, t, s, p, ALL), "tie_epsilon") if sub == ALL else "", look.n((j, t, s, p, sub), "acc_exact")]
+                for j, t, s, sub in keys]
+        tables.append(Table(
+            "All items, gold ties included", ["judge", "task", "scale", "subcategory", "exact", "95% CI",
+                                              "half credit", "tie-calibrated", "tie epsilon", "fitted on n", "n"],
+            rows, note="exact: verdict equals the gold label (0, 1, tie or both_bad); half credit: 1 exact, 0 when "
+                       "both name an image and differ, else 0.5; tie-calibrated: the verdict re-derived from the "
+                       "score gap, tie when |s0 - s1| <= tie epsilon (a raw score gap, fitted to maximise "
+                       "accuracy; gold both_bad counts as a tie); n/a for judges without scores."))
+    levels = sorted({str(x) for x in m["metric"] if str(x).startswith("acc_strength_") and x != "acc_strength_weighted"},
+                    key=lambda x: float(x.removeprefix("acc_strength_")))
+    keys = [k for k in _keys(m, ("acc_strength_weighted",)) if k[3] != ALL_MACRO]
+    if keys:
+        rows = [[j, t, s, sub, look.pct((j, t, s, p, sub), "acc_strength_weighted")]
+                + [f"{look.pct((j, t, s, p, sub), lv)} ({look.n((j, t, s, p, sub), lv) or 0})" for lv in levels]
+                + [look.n((j, t, s, p, sub), "acc_strength_weighted")] for j, t, s, sub in keys]
+        tables.append(Table(
+            "Graded labels (label_strength)", ["judge", "task", "scale", "subcategory", "strength-weighted"]
+            + [f"|strength| {lv.removeprefix('acc_strength_')} (n)" for lv in levels] + ["n"], rows,
+            note="Accuracy per level of |label_strength| and weighted by it, over the items with gold 0 or 1."))
+    keys = [k for k in _keys(m, ("brier", "acc_decisive")) if k[3] != ALL_MACRO]
+    if keys:
+        rows = [[j, t, s, sub] + [_raw(look.get((j, t, s, p, sub), x)) for x in ("brier", "log_loss", "ece")]
+                + [look.pct((j, t, s, p, sub), "acc_decisive"), look.n((j, t, s, p, sub), "acc_decisive"),
+                   _raw(look.get((j, t, s, p, ALL), "bt_temperature")) if sub == ALL else "",
+                   look.n((j, t, s, p, sub), "brier")] for j, t, s, sub in keys]
+        tables.append(Table(
+            "Soft labels (label_prob)", ["judge", "task", "scale", "subcategory", "Brier", "log loss", "ECE",
+                                         "acc decisive", "n decisive", "BT temperature", "n"], rows,
+            note="The judge's probability that image0 is preferred, p = sigmoid((s0 - s1) / T) with T fitted by "
+                 "maximum likelihood per judge, task and scale (verdict-only: 1, 0 or 0.5), against the vote "
+                 "share y: Brier = mean (p - y)^2, log loss in nats, ECE over 10 bins of p (lower is better); "
+                 "acc decisive: accuracy on the items with |y - 0.5| >= 0.2."))
+    return tables
+
+
+def _bias_tables(m: pd.DataFrame, groups: pd.DataFrame | None, normalization: str, cx: _Context,
+                 average: str = "items") -> list[Table]:
     keys = _keys(m, BIAS_GROUP_METRICS)
     if not keys:
         return []
@@ -125,7 +182,8 @@ def _bias_tables(m: pd.DataFrame, groups: pd.DataFrame | None, normalization: st
         rows.append([j, t, s, sub, look.pct(k, "bias_acc"), look.pct(k, "bias_nds"), look.pct(k, "bias_ges"),
                      look.pct(k, "invalid_rate"), "yes" if constant == 1.0 else "no", look.n(k, "bias_acc"),
                      cx.note(k)])
-    note = BIAS_NORMALISATION_NOTES.get(normalization, f"Scores normalised: {normalization}.")
+    note = (BIAS_NORMALISATION_NOTES.get(normalization, f"Scores normalised: {normalization}.") + " "
+            + BIAS_AVERAGE_NOTES.get(average, f"Averaged over {average}."))
     tables = [Table("Bias per axis", ["judge", "task", "scale", "axis", "ACC", "NDS", "GES", "invalid rate",
                                       "constant scores", "n", "note"], rows, note=note)]
     if groups is not None and len(groups):
@@ -251,7 +309,8 @@ def build_sections(records: pd.DataFrame | None, metrics: MetricsResult,
         pm = m[m["perspective"] == p]
         groups = metrics.bias_groups if p == BIAS else None
         tables = (_data_table([t for t in task_counts if task_perspective.get(t) == p], task_counts)
-                  + _pairwise_tables(pm, p, cx) + _bias_tables(pm, groups, metrics.bias_normalization, cx)
+                  + _pairwise_tables(pm, p, cx) + _gold_tables(pm, p, cx)
+                  + _bias_tables(pm, groups, metrics.bias_normalization, cx, getattr(metrics, "bias_average", "items"))
                   + comparison_table(getattr(metrics, "comparisons", None), p, interval_method(metrics))
                   + _status_table(records, p) + _failure_table(p, records, cx.failures))
         warnings = [w for w in metrics.warnings if w.startswith(f"{p}: ")]

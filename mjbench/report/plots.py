@@ -381,10 +381,8 @@ def calibration_plot(records: pd.DataFrame | None, p: str, slug: str, tie_thresh
     here = records[(records["perspective"].astype(str) == p) & records["label_prob"].notna()]
     if here.empty:
         return None
-    keys = ["judge", "task", "scale", "item_id"]
-    probs = here[keys + ["label_prob"]].astype({k: str for k in keys}).drop_duplicates(keys)
-    verdicts, _ = pairwise_verdicts(here, tie_threshold)
-    r = verdicts[verdicts["valid"]].merge(probs, on=keys)
+    verdicts, _ = pairwise_verdicts(here, tie_threshold)  # carries each item's label_prob
+    r = verdicts[verdicts["valid"]]
     r = r.assign(_prob=pd.to_numeric(r["label_prob"], errors="coerce"))
     r = r[r["_prob"].notna()]
     if r.empty:
@@ -398,7 +396,7 @@ def calibration_plot(records: pd.DataFrame | None, p: str, slug: str, tie_thresh
         ax.plot([0, 100], [0, 100], color="#999", linestyle="--", linewidth=0.8, label="perfect")
         for i, (judge, scale) in enumerate(series):
             g = r[(r["judge"].astype(str) == judge) & (r["scale"].astype(str) == scale)]
-            chose0 = g["pred"].map({"0": 1.0, "1": 0.0, "tie": 0.5}).to_numpy(float)
+            chose0 = g["pred"].map({"0": 1.0, "1": 0.0, "tie": 0.5, "both_bad": 0.5}).to_numpy(float)
             bins = np.clip(np.digitize(g["_prob"].to_numpy(float), edges[1:-1]), 0, CALIBRATION_BINS - 1)
             xs, ys, ns = [], [], []
             for b in range(CALIBRATION_BINS):

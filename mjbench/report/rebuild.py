@@ -1,7 +1,7 @@
 """`mjbench report RUN_DIR`: write a run directory's tables and pages again from what it holds.
 
 run.json names the records file and the settings the metrics were computed with (`tie_threshold`,
-`bias_normalization`); its `tasks` configs let the failure gallery find the items' images again (each task
+`bias_normalization`, `bias_average`, `calibrate_on`); its `tasks` configs let the failure gallery find the items' images again (each task
 is re-loaded, lazily, only when the gallery shows one of its items; a task that cannot be loaded shows
 "image unavailable" and the reason is logged). Outputs are swapped in under the run directory's lock, all
 at once, like a run's.
@@ -92,8 +92,11 @@ def rebuild(run_dir: Path, gallery_max: int | None = None) -> list[Path]:
     if not isinstance(info, dict):
         raise DataError(f"{run_json}: expected a JSON object")
     frame = read_records(_records_paths(run_dir, info))
+    calibration = info.get("calibrate_on")
     metrics = compute_metrics(frame, tie_threshold=float(info.get("tie_threshold") or 0.0),
                               bias_normalization=str(info.get("bias_normalization") or "minmax"),
+                              bias_average=str(info.get("bias_average") or "items"),
+                              calibrate_on=calibration if isinstance(calibration, dict) else None,
                               seed=int(info.get("seed") or 0))
     if gallery_max is None:
         gallery_max = int(info.get("gallery_max") or DEFAULT_GALLERY_MAX)

@@ -91,6 +91,10 @@ class TabularSource(Source):
         opts: TabularOptions = self.options  # type: ignore[assignment]
         if opts.image_root:  # like every path in a task YAML, relative to the YAML's folder
             table.base_dir = self.resolve(opts.image_root)
+        if self.task.kind == "candidates":  # unlabelled candidate sets for `mjbench label`
+            from mjbench.sources.candidates import rows_to_candidates
+
+            return rows_to_candidates(self.task, table, opts, self.where)
         return rows_to_items(self.task, table, opts, self.where)
 
 
