@@ -29,7 +29,7 @@ REQUIRED_COLUMNS = (
 )
 OPTIONAL_COLUMNS = (
     "order", "label_strength", "label_prob", "group", "demographic", "axes", "prompt", "raw_output",
-    "attempts", "latency_s", "input_tokens", "output_tokens", "cost_usd", "error",
+    "attempts", "latency_s", "input_tokens", "output_tokens", "cost_usd", "error", "image0_url", "image1_url",
 )
 RECORD_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -64,6 +64,9 @@ class Record(BaseModel):
     output_tokens: int | None = None
     cost_usd: float | None = None
     error: str | None = None
+    #: the http(s) address of an image fetched on demand (bias rows: the image in image0_url), else null
+    image0_url: str | None = None
+    image1_url: str | None = None
 
 
 def write_records(records: Iterable[Record | dict[str, Any]], path: Path) -> Path:
@@ -175,7 +178,7 @@ def _read_file(p: Path) -> pd.DataFrame:
 
 
 KEY_COLUMNS = ("judge", "task", "perspective", "subcategory", "item_id", "scale")
-TEXT_COLUMNS = KEY_COLUMNS + ("group", "demographic", "prompt", "raw_output", "error")
+TEXT_COLUMNS = KEY_COLUMNS + ("group", "demographic", "prompt", "raw_output", "error", "image0_url", "image1_url")
 NUMBER_COLUMNS = ("score_0", "score_1", "label_strength", "label_prob", "attempts", "latency_s", "input_tokens",
                   "output_tokens", "cost_usd")
 STATUSES = ("ok", "parse_error", "refused", "error")

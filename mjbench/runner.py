@@ -235,6 +235,7 @@ def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: fl
     )
     if isinstance(item, PairItem):  # graded and soft gold labels travel with the records
         base.update(label_strength=item.label_strength, label_prob=item.label_prob)
+    base.update({f"image{i}_url": ref.url for i, ref in enumerate(item.images)})  # where a URL image came from
     if isinstance(item, BiasItem):
         base.update(group=item.group, demographic=item.demographic, axes=list(item.axes))
     if p.pre_error is not None:

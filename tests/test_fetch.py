@@ -164,3 +164,22 @@ def test_url_cells_are_urls_not_paths(tmp_path: Path, server: ImageServer, monke
         second.image0.hash  # noqa: B018
     ref = ImageRef.from_cell(f"{server.url}/red.png", base_dir=tmp_path)
     assert ref.path is None and ref.url == f"{server.url}/red.png" and ref.read_bytes() == RED
+
+
+def test_urls_are_kept_in_the_records(tmp_path: Path, server: ImageServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A judged URL image names its address in the record (image0_url / image1_url), error or not."""
+    from mjbench.records import read_records
+    from mjbench.runner import RunSpec, run_benchmark
+
+    monkeypatch.setenv("MJBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"prompt": "a", "image0": f"{server.url}/red.png", "image1": f"{server.url}/blue.png", "label": 0},
+            {"prompt": "b", "image0": f"{server.url}/missing.png", "image1": f"{server.url}/blue.png", "label": 1}]
+    (tmp_path / "d.jsonl").write_text("\n".join(map(json.dumps, rows)))
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"name": "t", "perspective": "alignment",
+                                                     "source": {"type": "table", "path": "d.jsonl"}}))
+    result = run_benchmark(RunSpec(tasks=[str(tmp_path / "t.yaml")], judges=["random"], out=tmp_path / "out",
+                                   quiet=True))
+    records = read_records([result.out_dir / "records.jsonl"]).sort_values("item_id")
+    assert list(records["image0_url"]) == [f"{server.url}/red.png", f"{server.url}/missing.png"]
+    assert list(records["image1_url"]) == [f"{server.url}/blue.png"] * 2
+    assert list(records["status"]) == ["ok", "error"]

@@ -35,8 +35,8 @@ from mjbench.scales import get_scale
 if TYPE_CHECKING:
     import jinja2
 
-    from mjbench.responses import PairRequest, ScoreRequest
     from mjbench.images import ImageRef
+    from mjbench.responses import PairRequest, ScoreRequest
 
 PROMPT_DIR = Path(__file__).resolve().parent
 MODES = ("single", "pair")
