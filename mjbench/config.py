@@ -119,6 +119,10 @@ IDENTITY_EXCLUDE = {
 }
 
 
+#: adapter options that change how fast a judge runs, never what it answers
+IDENTITY_EXCLUDE_OPTIONS = ("prefetch_workers",)
+
+
 class JudgeConfig(_Config):
     """A configured adapter. Adapter-specific settings go under `options` (validated by the adapter)."""
 
@@ -183,6 +187,8 @@ class JudgeConfig(_Config):
         """What determines this judge's answers; hashed into every cache key. Local weights are named by a
         path, so their size and modification time join it: retrained weights at the same path are new."""
         identity = self.model_dump(mode="json", exclude=IDENTITY_EXCLUDE)
+        for option in IDENTITY_EXCLUDE_OPTIONS:  # how fast, not what: they never change an answer
+            identity["options"].pop(option, None)
         if isinstance(self.base_url, list):
             # replicas answer alike: which one answered, and how many there are, must not change the key
             identity["base_url"] = self.base_url[0]

@@ -479,6 +479,10 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         raise ConfigError(f"--limit must be a positive number of items per task, not {spec.limit}")
     catalog = Catalog(spec.include_paths)
     tasks: list[TaskConfig] = catalog.expand_tasks(spec.tasks)
+    unlabelled = [t.name for t in tasks if t.kind == "candidates" and spec.command != "label"]
+    if unlabelled:  # no gold label: a benchmark of them would report nothing but "left out"
+        raise ConfigError(f"task {unlabelled[0]} holds unlabelled candidates (kind: candidates): "
+                          "label them with `mjbench label`, or benchmark a task with gold labels")
     unknown = sorted(set(spec.calibrate_on.values()) - {t.name for t in tasks})
     if unknown:
         raise ConfigError(f"--calibrate-on: task {unknown[0]!r} is not among the run's tasks; add it to --tasks")

@@ -145,3 +145,13 @@ def test_real_quality_pairs_as_candidates(tmp_path: Path, shared_data: Path) -> 
     assert result.kept == len(df) == 20
     clean = (~df.chosen.str.contains("edited")).mean()
     assert clean >= 0.8, clean
+
+
+def test_run_refuses_unlabelled_candidates(tmp_path: Path) -> None:
+    """A candidates task has no gold label: `mjbench run` says to label it instead of reporting nothing."""
+    from mjbench.runner import RunSpec, run_benchmark
+
+    task = _sets(tmp_path)
+    with pytest.raises(ConfigError, match=r"task cands holds unlabelled candidates.*mjbench label"):
+        run_benchmark(RunSpec(tasks=[str(task)], judges=["random"], out=tmp_path / "r", quiet=True))
+    assert not (tmp_path / "r" / "records.jsonl").exists()

@@ -595,3 +595,11 @@ def test_heuristic_scorers_decode_every_pixel(decode_spy):
     j = judge("sharpness")
     scores(j, [req(jpeg(6, (1024, 768)), "x")])
     assert decode_spy == []
+
+
+def test_speed_options_are_not_part_of_the_identity():
+    """prefetch_workers changes how fast a scorer runs, not what it answers: the cache must not miss."""
+    base = JudgeConfig(name="c", adapter="open_clip", options={"model_name": "ViT-B-32", "pretrained": "openai"})
+    faster = base.model_copy(update={"options": {**base.options, "prefetch_workers": 8}})
+    assert base.identity() == faster.identity()
+    assert "prefetch_workers" in faster.options  # still passed to the adapter
