@@ -115,29 +115,17 @@ class ResultStore:
             raise StoreError(f"store {self.path}: cannot open ({exc})") from None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
-        found: dict[str, Response] = {}
-        with self._lock:
-            try:
-                for start in range(0, len(keys), 500):
-                    chunk = list(keys[start : start + 500])
-                    marks = ",".join("?" * len(chunk))
-                    rows = self._conn.execute(
-                        f"SELECT key, payload FROM responses WHERE key IN ({marks})", chunk
-                    ).fetchall()
-                    for key, payload in rows:
-                        found[key] = Response.from_dict(json.loads(payload))
-            except sqlite3.Error as exc:
-                raise StoreError(f"store {self.path}: cannot read ({exc})") from None
-        return found
+        return {key: Response.from_dict(json.loads(payload)) for key, payload in self.payloads(keys).items()}
 
-    def _write(self, statement: str, rows: list[tuple[Any, ...]], commit: bool = True) -> None:
-        """One write transaction. SQLite may already have rolled back (a full disk does): ROLLBACK only
-        while a transaction is still open, so its own error never hides the real cause."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the lock; the body ends it with COMMIT or ROLLBACK. SQLite may already
+        have rolled back (a full disk does): ROLLBACK only while a transaction is still open, so its own error
+        never hides the real cause, which is raised as a StoreError naming the store."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")  # takes the write lock now: waits on a busy store
-                self._conn.executemany(statement, rows)
-                self._conn.execute("COMMIT" if commit else "ROLLBACK")
+                yield
             except BaseException as exc:
                 if self._conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
@@ -145,6 +133,11 @@ class ResultStore:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"store {self.path}: cannot write ({exc})") from None
                 raise
+
+    def _write(self, statement: str, rows: list[tuple[Any, ...]], commit: bool = True) -> None:
+        with self._transaction():
+            self._conn.executemany(statement, rows)
+            self._conn.execute("COMMIT" if commit else "ROLLBACK")
 
     def check_writable(self) -> None:
         """Raise StoreError now if answers could not be stored, before any request is paid for."""
@@ -198,33 +191,24 @@ class ResultStore:
         not hold is added; one it holds with the same answer is skipped; one it holds with another answer is
         a conflict. Any conflict rolls everything back: the store is left as it was."""
         result = AbsorbResult()
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                for index, source in enumerate(sources):
-                    added = same = 0
-                    for rows in source.iter_rows():
-                        held = self._payloads([r[0] for r in rows])
-                        new = [r for r in rows if r[0] not in held]
-                        for key, _, payload, _ in rows:
-                            if key not in held:
-                                continue
-                            if same_answer(held[key], payload):
-                                same += 1
-                            else:
-                                result.conflicts.append((key, index))
-                        self._conn.executemany("INSERT INTO responses VALUES (?, ?, ?, ?)", new)
-                        added += len(new)
-                    result.added.append(added)
-                    result.same.append(same)
-                self._conn.execute("ROLLBACK" if result.conflicts else "COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"store {self.path}: cannot write ({exc})") from None
-                raise
+        with self._transaction():
+            for index, source in enumerate(sources):
+                added = same = 0
+                for rows in source.iter_rows():
+                    held = self._payloads([r[0] for r in rows])
+                    new = [r for r in rows if r[0] not in held]
+                    for key, _, payload, _ in rows:
+                        if key not in held:
+                            continue
+                        if same_answer(held[key], payload):
+                            same += 1
+                        else:
+                            result.conflicts.append((key, index))
+                    self._conn.executemany("INSERT INTO responses VALUES (?, ?, ?, ?)", new)
+                    added += len(new)
+                result.added.append(added)
+                result.same.append(same)
+            self._conn.execute("ROLLBACK" if result.conflicts else "COMMIT")
         return result
 
     def count(self) -> int:
