@@ -120,6 +120,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_json_list(path: Path) -> list[dict[str, Any]]:
+    """A `.json` file holding a list of objects (one per item, as MJ-Bench's result files are), parsed by the
+    `json` module so that every float is read back exactly."""
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise DataError(f"{path}: expected a JSON list of objects (one per item)")
+    return data
+
+
 def read_text(path: Path) -> str:
     """A UTF-8 text file (a BOM is dropped); a read or decoding error names the file."""
     try:
@@ -154,18 +166,13 @@ def _read_file(p: Path) -> pd.DataFrame:
         if suffix == ".jsonl":
             df = pd.DataFrame(read_jsonl(p), dtype=object)
         elif suffix == ".json":
-            data = json.loads(read_text(p))
-            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise DataError(f"{p}: expected a JSON list of record objects")
-            df = pd.DataFrame(data, dtype=object)
+            df = pd.DataFrame(read_json_list(p), dtype=object)
         elif suffix == ".parquet":
             df = pd.read_parquet(p)
         else:  # every cell as text, converted below: exact floats, no type guessing
             df = pd.read_csv(p, dtype=str, keep_default_na=False)
     except DataError:
         raise
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     except Exception as exc:  # pandas and pyarrow raise many kinds; name the file
         first = str(exc).splitlines()[0] if str(exc) else repr(exc)
         raise DataError(f"{p}: cannot read records ({first})") from None

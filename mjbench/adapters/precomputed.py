@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Hashable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +37,7 @@ from mjbench.adapters.base import Capabilities, Judge, PairRequest, Response, Sc
 from mjbench.config import JudgeConfig
 from mjbench.errors import DataError
 from mjbench.labels import gold_label
-from mjbench.records import read_jsonl, read_text
+from mjbench.records import read_json_list, read_jsonl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,7 +125,7 @@ class PrecomputedJudge(Judge):
             if fmt == "jsonl":
                 df = pd.DataFrame(read_jsonl(self.path), dtype=object)  # values as the json module read them
             elif fmt == "json":
-                df = pd.DataFrame(_read_json_list(self.path), dtype=object)
+                df = pd.DataFrame(read_json_list(self.path), dtype=object)
             elif fmt == "csv":
                 # every cell as text, scores then parsed by `float`: exact under every pandas version
                 # (pandas 2's default parser may change the last digit of a score)
@@ -282,17 +281,3 @@ class PrecomputedJudge(Judge):
                 scores = (scores[1], scores[0]) if scores is not None else None
             out.append(Response(verdict=label, scores=scores))  # type: ignore[arg-type]
         return out
-
-
-def _read_json_list(path: Path) -> list[dict[str, Any]]:
-    """A `.json` file holding a list of objects (MJ-Bench's result files), values as the json module reads
-    them (so scores stay exact)."""
-    import json
-
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-        raise DataError(f"{path}: expected a JSON list of objects (one per item), as MJ-Bench's result files are")
-    return data

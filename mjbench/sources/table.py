@@ -40,12 +40,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mjbench.errors import DataError
-from mjbench.records import read_jsonl, read_text
+from mjbench.records import read_json_list, read_jsonl, read_text
 from mjbench.sources.base import SourceOptions
 from mjbench.sources.tabular import Table, TabularOptions, TabularSource
 
@@ -87,15 +86,7 @@ class TableSource(TabularSource):
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    if path.suffix.lower() != ".json":
-        return read_jsonl(path)
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise DataError(f"{path}: expected a JSON list of objects (one per item)")
-    return data
+    return read_json_list(path) if path.suffix.lower() == ".json" else read_jsonl(path)
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
