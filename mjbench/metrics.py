@@ -158,6 +158,17 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return (float(lo), float(hi))
 
 
+def run_metric_options(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The `compute_metrics` options a run.json records (`run`, `merge`, `aggregate`), so that a rebuilt
+    report or an export computes exactly the run's numbers."""
+    calibration = info.get("calibrate_on")
+    return {"tie_threshold": float(info.get("tie_threshold") or 0.0),
+            "bias_normalization": str(info.get("bias_normalization") or "minmax"),
+            "bias_average": str(info.get("bias_average") or "items"),
+            "calibrate_on": calibration if isinstance(calibration, dict) else None,
+            "seed": int(info.get("seed") or 0)}
+
+
 def compute_metrics(
     records: pd.DataFrame,
     tie_threshold: float = 0.0,

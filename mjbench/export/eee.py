@@ -124,13 +124,9 @@ def _metrics(run_dir: Path, records: pd.DataFrame, info: dict[str, Any]) -> pd.D
                                         "scale": str, "metric": str}, keep_default_na=False,
                            na_values={"value": ["", "nan", "NaN"], "ci_low": ["", "nan", "NaN"],
                                       "ci_high": ["", "nan", "NaN"]})
-    from mjbench.metrics import compute_metrics
+    from mjbench.metrics import compute_metrics, run_metric_options
 
-    calibration = info.get("calibrate_on")
-    return compute_metrics(records, tie_threshold=float(info.get("tie_threshold") or 0.0),
-                           bias_normalization=info.get("bias_normalization") or "minmax",
-                           bias_average=str(info.get("bias_average") or "items"),
-                           calibrate_on=calibration if isinstance(calibration, dict) else None).metrics
+    return compute_metrics(records, **run_metric_options(info)).metrics
 
 
 def _version() -> str:

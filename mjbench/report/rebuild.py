@@ -77,7 +77,7 @@ def rebuild(run_dir: Path, gallery_max: int | None = None) -> list[Path]:
     """Recompute the metrics from the records that run.json names (with its tie threshold, bias
     normalisation and seed) and write every table and page again (not the records, not run.json); the
     gallery cap is `gallery_max`, else run.json's, else DEFAULT_GALLERY_MAX. Returns the paths written."""
-    from mjbench.metrics import compute_metrics
+    from mjbench.metrics import compute_metrics, run_metric_options
     from mjbench.records import read_records
     from mjbench.report import REPORT_OUTPUTS, write_run_outputs
     from mjbench.rundir import RunDirectory
@@ -92,12 +92,7 @@ def rebuild(run_dir: Path, gallery_max: int | None = None) -> list[Path]:
     if not isinstance(info, dict):
         raise DataError(f"{run_json}: expected a JSON object")
     frame = read_records(_records_paths(run_dir, info))
-    calibration = info.get("calibrate_on")
-    metrics = compute_metrics(frame, tie_threshold=float(info.get("tie_threshold") or 0.0),
-                              bias_normalization=str(info.get("bias_normalization") or "minmax"),
-                              bias_average=str(info.get("bias_average") or "items"),
-                              calibrate_on=calibration if isinstance(calibration, dict) else None,
-                              seed=int(info.get("seed") or 0))
+    metrics = compute_metrics(frame, **run_metric_options(info))
     if gallery_max is None:
         gallery_max = int(info.get("gallery_max") or DEFAULT_GALLERY_MAX)
     images = TaskImages(info)
