@@ -454,12 +454,9 @@ def _judge_scales(cfg: JudgeConfig, wanted: Sequence[str] | None) -> list[str]:
 
 
 def _task_counts(loaded: Any) -> dict[str, Any]:
-    """Items loaded and dropped for one task, with the reasons for dropping."""
-    dropped = getattr(loaded, "dropped", None)
-    if dropped is None:  # a source that only lists its problems
-        why = {"item problems": len(loaded.problems)} if loaded.problems else {}
-    else:
-        why = dict(dropped)
+    """Items loaded and dropped for one task, with the reasons for dropping. A source that lists its
+    problems without counting them (`dropped` empty, e.g. a plugin) still shows how many it dropped."""
+    why = dict(loaded.dropped) or ({"item problems": len(loaded.problems)} if loaded.problems else {})
     return {"loaded": len(loaded.items), "dropped": sum(why.values()), "why": why}
 
 

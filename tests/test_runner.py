@@ -180,3 +180,15 @@ def test_limit_must_be_positive(workspace: Path):
         with pytest.raises(ConfigError, match=f"--limit must be a positive number of items per task, not {bad}"):
             run_benchmark(_spec(workspace, limit=bad))
     assert not (workspace / "run").exists()
+
+
+def test_task_counts_count_problems_of_a_source_that_only_lists_them():
+    """A plugin source may list its problems without counting `dropped`: they are still counted as dropped."""
+    from mjbench.runner import _task_counts
+    from mjbench.sources.base import LoadResult
+
+    counted = LoadResult(items=[], problems=["row 1: bad"], dropped={"bad label": 1})
+    listed = LoadResult(items=[], problems=["row 1: bad", "row 2: bad"])
+    assert _task_counts(counted) == {"loaded": 0, "dropped": 1, "why": {"bad label": 1}}
+    assert _task_counts(listed) == {"loaded": 0, "dropped": 2, "why": {"item problems": 2}}
+    assert _task_counts(LoadResult(items=[])) == {"loaded": 0, "dropped": 0, "why": {}}
