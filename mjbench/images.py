@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import threading
 import warnings
@@ -151,11 +152,15 @@ class ImageRef:
         with self._open() as im:
             return im.format, im.size
 
-    def load(self, max_side: int | None = None) -> Image.Image:
+    def load(self, max_side: int | None = None, min_side: int | None = None) -> Image.Image:
         """Decode the whole file to an RGB PIL image; a corrupt, truncated or oversized file raises ItemError
-        naming it. With `max_side`, the image comes back no longer than that on its longest side, decoded
-        no larger than needed: JPEG draft mode (DCT scaling) and `Image.reduce` before the final LANCZOS
-        resampling (PIL's `thumbnail` with its reducing gap of 2), and before the conversion to RGB."""
+        naming it. Decoded no larger than needed:
+        - `max_side`: no longer than that on the longest side: JPEG draft mode (DCT scaling) and
+          `Image.reduce` before the final LANCZOS resampling (PIL's `thumbnail`, reducing gap 2), and before
+          the conversion to RGB (for an API judge's upload size);
+        - `min_side`: the shortest side reduced towards it but never below it, by draft mode and then
+          `Image.reduce` by a whole factor, nothing resampled (for a model whose own resize makes the last
+          step: an image whose shortest side is below 2 x `min_side` comes back exactly as a full decode)."""
         from PIL import Image
 
         try:
@@ -163,10 +168,16 @@ class ImageRef:
                 if max_side and max(im.size) > max_side and im.mode in ("RGB", "L"):
                     im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # draft + reduce + resample
                     return im.convert("RGB")
+                w, h = im.size
+                if min_side and im.format == "JPEG" and min(w, h) >= 2 * min_side:
+                    s = min_side / min(w, h)
+                    im.draft(None, (math.ceil(w * s), math.ceil(h * s)))  # the smallest DCT scale >= that size
                 im.load()
                 rgb = im.convert("RGB")
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ItemError(f"cannot decode image {self.origin}: {exc}") from None
+        if min_side and min(rgb.size) // min_side >= 2:
+            rgb = rgb.reduce(min(rgb.size) // min_side)
         if max_side and max(rgb.size) > max_side:  # palette, alpha, CMYK...: resampled after conversion
             rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
         return rgb
