@@ -6,4 +6,4 @@ Kept import-light on purpose: `mjbench --help` must start fast, so heavy librari
 
 __version__ = "0.1.0"
 
-PERSPECTIVES = ("alignment", "safety", "quality", "bias", "composition", "visualization")
+PERSPECTIVES = ("alignment", "safety", "quality", "bias", "composition", "visualization", "humor", "captioning")

@@ -30,6 +30,7 @@ REQUIRED_COLUMNS = (
 OPTIONAL_COLUMNS = (
     "order", "label_strength", "label_prob", "group", "demographic", "axes", "prompt", "raw_output",
     "attempts", "latency_s", "input_tokens", "output_tokens", "cost_usd", "error", "image0_url", "image1_url",
+    "text0", "text1", "candidate", "gold_score", "gold_rank", "gold_best",
 )
 RECORD_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -67,6 +68,16 @@ class Record(BaseModel):
     #: the http(s) address of an image fetched on demand (bias rows: the image in image0_url), else null
     image0_url: str | None = None
     image1_url: str | None = None
+    #: caption pairs: the two texts compared for one image (text0 <-> score_0); group rows: the candidate's text
+    text0: str | None = None
+    text1: str | None = None
+    #: group rows (one per candidate of a group item; `label`/`pred` null, the judge's score in `score_0`):
+    #: the candidate's id within its group, and whichever gold the group has (score: higher is better;
+    #: rank: 1 is best, equal ranks tie; best: this candidate is (one of) the gold best)
+    candidate: str | None = None
+    gold_score: float | None = None
+    gold_rank: float | None = None
+    gold_best: bool | None = None
 
 
 def write_records(records: Iterable[Record | dict[str, Any]], path: Path) -> Path:
@@ -185,9 +196,10 @@ def _read_file(p: Path) -> pd.DataFrame:
 
 
 KEY_COLUMNS = ("judge", "task", "perspective", "subcategory", "item_id", "scale")
-TEXT_COLUMNS = KEY_COLUMNS + ("group", "demographic", "prompt", "raw_output", "error", "image0_url", "image1_url")
+TEXT_COLUMNS = KEY_COLUMNS + ("group", "demographic", "prompt", "raw_output", "error", "image0_url", "image1_url",
+                              "text0", "text1", "candidate")
 NUMBER_COLUMNS = ("score_0", "score_1", "label_strength", "label_prob", "attempts", "latency_s", "input_tokens",
-                  "output_tokens", "cost_usd")
+                  "output_tokens", "cost_usd", "gold_score", "gold_rank")
 STATUSES = ("ok", "parse_error", "refused", "error")
 _ORDERS = {"01": "01", "1": "01", "1.0": "01", "10": "10", "10.0": "10"}
 
@@ -216,6 +228,7 @@ def _normalise(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         row = int(outside.to_numpy().argmax())
         raise DataError(f"{path}: row {row + 1}: column label_prob: {float(columns['label_prob'][row])!r} is not a "
                         "probability in [0, 1]")
+    columns["gold_best"] = column("gold_best", _flag)
     columns["status"] = column("status", _status)
     columns["order"] = column("order", _order)
     # distinct values share one list object: each row gets its own copy
@@ -315,6 +328,21 @@ def _number_column(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
         except (TypeError, ValueError):
             raise DataError(f"{path}: row {row}: column {col}: {value!r} is not a number") from None
     return pd.Series(out, dtype="float64")
+
+
+_FLAGS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+
+
+def _flag(value: Any) -> bool | None:
+    """A yes/no column (`gold_best`): true/false/1/0 in any format, None where missing."""
+    if _missing(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    flag = _FLAGS.get(str(value).strip().lower())
+    if flag is None:
+        raise ValueError(f"{value!r} is not true or false")
+    return flag
 
 
 def _status(value: Any) -> str:
