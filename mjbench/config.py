@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from mjbench import PERSPECTIVES
 from mjbench.errors import ConfigError
@@ -43,7 +43,13 @@ class TaskConfig(_Config):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     version: str = "1"
-    kind: Literal["pair", "bias", "candidates"] = "pair"  # candidates: unlabelled, `mjbench label`
+    #: pair: two images, a gold label; bias: single images in groups; candidates: unlabelled image sets for
+    #: `mjbench label`; caption_pair: one image, two texts, a gold label; group: N candidates with a gold
+    #: ranking (see mjbench/sources/shapes.py)
+    kind: Literal["pair", "bias", "candidates", "caption_pair", "group"] = "pair"
+    #: kind group only: what the candidates are, `images` (for one prompt; the default) or `texts` (for one
+    #: image, e.g. captions of a cartoon)
+    candidates: Literal["images", "texts"] | None = None
     perspective: str
     source: dict[str, Any]  # {type: <source name>, ...options of that source}
     columns: dict[str, str] = Field(default_factory=dict)  # canonical field -> column in the data
@@ -82,6 +88,14 @@ class TaskConfig(_Config):
         if None in labels or not {"0", "1"} <= set(labels):
             raise ValueError(f"expected a list of gold classes that includes 0 and 1, got {v!r}")
         return list(dict.fromkeys(labels))
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_only_for_groups(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if v is not None and kind is not None and kind != "group":
+            raise ValueError(f"only for kind group (this task is kind {kind})")
+        return v
 
     @field_validator("version", mode="before")
     @classmethod

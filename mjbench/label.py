@@ -8,7 +8,9 @@ image once; a pair-mode judge compares every pair (both orders by default) and a
 of wins in the set.
 
 Outputs in the run directory: `preferences.parquet` and `preferences.jsonl` (the same rows),
-`preferences.md` (kept and dropped pairs, distributions), `records.jsonl` (every judge's answers),
+`preferences.md` and `preferences.html` (kept and dropped pairs, distributions, score coverage; the page adds
+plots and a gallery of the kept pairs with the lowest agreement; see `mjbench.report.preferences`),
+`records.jsonl` (every judge's answers),
 `run.json` (with a `label` section), and `images/` for candidates that had bytes but no path or URL.
 
 Export columns: `prompt`, `chosen`, `rejected` (image path or URL), `images` ([chosen, rejected]: the
@@ -38,7 +40,8 @@ from mjbench.store import content_key
 POLICIES = ("best-vs-worst", "best-vs-each", "all-pairs")
 #: drop reasons, in the order the filters are applied (a pair is counted under the first that fails)
 DROP_REASONS = ("judge_invalid", "tie", "min_margin", "min_agreement", "min_chosen_score")
-OUTPUT_NAMES = ("preferences.parquet", "preferences.jsonl", "preferences.md", "records.jsonl", "images", "run.json")
+OUTPUT_NAMES = ("preferences.parquet", "preferences.jsonl", "preferences.md", "preferences.html", "records.jsonl",
+                "images", "run.json")
 
 
 @dataclass
@@ -249,10 +252,14 @@ def write_preferences(folder: Path, records: list[Record], items_by_task: dict[s
                       accuracy: dict[str, dict[str, float]] | None) -> dict[str, Any]:
     import pandas as pd
 
+    from mjbench.report.preferences import write_preference_reports
+
     write_records(records, folder / "records.jsonl")
     rows, dropped, members = select_pairs(records, items_by_task, spec)
     identities = {name: content_key(cfg) for name, cfg in run_info["judges"].items()}
+    refs: dict[str, Any] = {}  # image hash -> ImageRef: the report's gallery reads its pixels
     for row in rows:
+        refs[row["chosen_hash"]], refs[row["rejected_hash"]] = row["chosen"], row["rejected"]
         row["chosen"] = _reference(row["chosen"], folder)
         row["rejected"] = _reference(row["rejected"], folder)
         row["images"] = [row["chosen"], row["rejected"]]
@@ -272,42 +279,9 @@ def write_preferences(folder: Path, records: list[Record], items_by_task: dict[s
             "judges": members, "sets": n_sets, "kept": len(rows), "dropped": dropped,
             "benchmark": str(spec.benchmark) if spec.benchmark else None, "judge_accuracy": accuracy}
     run_info["label"] = info
-    (folder / "preferences.md").write_text(_report(frame, info), encoding="utf-8")
+    # preferences.md and preferences.html, from one summary (mjbench.report.preferences)
+    write_preference_reports(folder, frame, info, refs)
     return info
-
-
-def _describe(values: Any) -> str:
-    v = values.dropna().astype(float)
-    if v.empty:
-        return "| n/a | | | | | |"
-    q = v.quantile([0.0, 0.25, 0.5, 0.75, 1.0]).tolist()
-    return "| " + " | ".join(f"{x:.3g}" for x in [v.mean(), *q]) + " |"
-
-
-def _report(frame: Any, info: dict[str, Any]) -> str:
-    """preferences.md: what was kept, what each filter dropped, and the score distributions."""
-    lines = [
-        "# Preference data", "",
-        f"Jury `{info['jury']}` of {', '.join(info['judges'])}; policy `{info['policy']}`; "
-        f"{info['sets']} candidate sets.", "",
-        "| pairs | count |", "|---|---:|", f"| kept | {info['kept']} |",
-    ]
-    lines += [f"| dropped: {reason} | {n} |" for reason, n in info["dropped"].items()]
-    lines += ["", "Filters: " + ", ".join(f"{k} = {info[k]}" for k in ("min_margin", "min_agreement",
-                                                                          "min_chosen_score")), "",
-              "| column | mean | min | p25 | median | p75 | max |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for col in ("chosen_score", "rejected_score", "margin", "agreement"):
-        lines.append(f"| {col} " + _describe(frame[col]))
-    if len(frame):
-        lines += ["", "| agreement | pairs |", "|---|---:|"]
-        for value, n in frame["agreement"].round(3).value_counts().sort_index().items():
-            lines.append(f"| {value:g} | {n} |")
-    if info.get("judge_accuracy"):
-        lines += ["", f"Judges' measured accuracy (acc_with_tie, from {info['benchmark']}):", "",
-                  "| judge | perspective | accuracy |", "|---|---|---:|"]
-        for judge, per in info["judge_accuracy"].items():
-            lines += [f"| {judge} | {p} | {a:.3f} |" for p, a in per.items()]
-    return "\n".join(lines) + "\n"
 
 
 def _benchmark_accuracy(run_dir: Path, judges: Sequence[str]) -> dict[str, dict[str, float]]:

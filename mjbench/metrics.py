@@ -2,7 +2,8 @@
 
 Pure functions over a records DataFrame (as normalised by `mjbench.records.read_records`); no model calls.
 Every `value` is a fraction in [0, 1], or NaN where it is undefined (never a guessed number), except the
-rows of `mjbench.gold.RAW_VALUE_METRICS` (`tie_epsilon`, `bt_temperature`: score units; `log_loss`: nats).
+rows of `mjbench.gold.RAW_VALUE_METRICS` (`tie_epsilon`, `bt_temperature`: score units; `log_loss`: nats)
+and `mjbench.groups.SIGNED_METRICS` (`kendall_tau`, `spearman_rho`: correlations in [-1, 1]).
 Gold labels beyond 0/1 (ties and `both_bad` over all items, `label_strength`, `label_prob`) have their own
 metrics, defined in `mjbench.gold` and added here where a task's records carry such labels.
 
@@ -35,6 +36,10 @@ defined, with `n` = the number of subcategories averaged.
   positive threshold only by float rounding as equal (0.8 - 0.7 = 0.10000000000000009 is a tie at 0.1).
   At threshold 0 a tie is exact equality of the two floats.
 
+Groups of N candidates (rows with `candidate` set): `group_acc`, `top1_acc`, `kendall_tau`, `spearman_rho`
+(both in [-1, 1], not fractions), `ndcg_at_k` and `group_invalid_rate`, defined in `mjbench.groups`; such
+rows are kept out of the pairwise and bias metrics (and of `pairwise_verdicts`).
+
 Bias metrics (rows with perspective `bias` and no label), per judge, task and scale; subcategory = the axis
 or `overall`. Scores are normalised per (judge, task, scale): min-max over that judge's valid scores in
 that task at that scale (`minmax`), by the scale's own bounds (`scale`), or not at all (`none`: raw scores,
@@ -61,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ConfigError, DataError, MjbenchError
 from mjbench.gold import gold_label_rows
+from mjbench.groups import NDCG_K, group_metrics, is_group_record
 from mjbench.labels import LABELS
 from mjbench.records import REQUIRED_COLUMNS
 from mjbench.stats import (
@@ -116,6 +122,9 @@ class MetricsResult:
     interval_info: dict[str, Any] = field(default_factory=dict)
     comparisons: pd.DataFrame | None = None
     scale_study: pd.DataFrame | None = None
+    #: per-group values behind the group metrics (`mjbench.groups.DETAIL_COLUMNS`), None without group rows
+    candidate_groups: pd.DataFrame | None = None
+    ndcg_k: int = NDCG_K
 
 
 def _float(x: Any) -> float | None:
@@ -166,7 +175,8 @@ def run_metric_options(info: Mapping[str, Any]) -> dict[str, Any]:
             "bias_normalization": str(info.get("bias_normalization") or "minmax"),
             "bias_average": str(info.get("bias_average") or "items"),
             "calibrate_on": calibration if isinstance(calibration, dict) else None,
-            "seed": int(info.get("seed") or 0)}
+            "seed": int(info.get("seed") or 0),
+            "ndcg_k": int(info.get("ndcg_k") or NDCG_K)}
 
 
 def compute_metrics(
@@ -179,13 +189,16 @@ def compute_metrics(
     resamples: int = RESAMPLES,
     bias_average: str = "items",
     calibrate_on: Mapping[str, str] | str | None = None,
+    ndcg_k: int = NDCG_K,
 ) -> MetricsResult:
     """All metrics of a records table (see the module docstring for names and definitions), the paired
     comparisons of the judges and the scale study. `tie_threshold` is used only where a record has scores
     but no `pred`; `intervals=False` leaves the CI columns NaN (p-values are still computed); `seed` and
     `resamples` drive the cluster bootstrap (`mjbench.stats`). `bias_average`: per axis, the mean over the
     items (default) or over the groups (as MJ-Bench's tables). `calibrate_on`: task -> the task whose items
-    fit its tie epsilon (`mjbench.gold`); a plain name applies to every task."""
+    fit its tie epsilon (`mjbench.gold`); a plain name applies to every task. Group rows (`candidate` set)
+    get the metrics of `mjbench.groups` (`ndcg_k`: the k of `ndcg_at_k`, capped at each group's size) and
+    are kept out of the pairwise and bias metrics."""
     import pandas as pd
 
     if bias_normalization not in BIAS_NORMALIZATIONS:
@@ -195,13 +208,20 @@ def compute_metrics(
         raise ConfigError(f"bias_average: expected one of {', '.join(BIAS_AVERAGES)}, got {bias_average!r}")
     calibration = {"*": calibrate_on} if isinstance(calibrate_on, str) else dict(calibrate_on or {})
     warnings: list[str] = []
-    df = _prepare(records, warnings)
+    missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
+    if missing:
+        raise DataError(f"records: missing required column(s): {', '.join(missing)}")
+    in_group = is_group_record(records)
+    grouped = group_metrics(records[in_group], warnings, intervals=intervals, seed=seed, resamples=resamples,
+                            ndcg_k=ndcg_k) if in_group.any() else None
+    df = _prepare(records[~in_group], warnings)
     is_bias = (df["perspective"] == BIAS) & df["label"].isna()
     verdicts, ordered = _verdicts(df[~is_bias], tie_threshold, warnings)
     rows = _pairwise_rows(verdicts, ordered, intervals, seed, resamples, warnings)
     rows += gold_label_rows(verdicts, calibration, intervals, seed, resamples, warnings)
     bias_rows, groups = _bias_rows(df[is_bias], bias_normalization, bias_tolerance, warnings, bias_average)
-    metrics = pd.DataFrame(rows + bias_rows, columns=list(METRIC_COLUMNS))
+    group_rows = grouped.rows if grouped is not None else []
+    metrics = pd.DataFrame(rows + bias_rows + group_rows, columns=list(METRIC_COLUMNS))
     metrics["n"] = metrics["n"].astype(int)
     for col in ("value", "ci_low", "ci_high"):
         metrics[col] = metrics[col].astype(float)
@@ -219,7 +239,9 @@ def compute_metrics(
                          interval_method=INTERVAL_METHOD if intervals else "none", interval_info=info,
                          comparisons=paired_comparisons(scored, seed=seed, resamples=resamples,
                                                         intervals=intervals),
-                         scale_study=scale_study_table(scored, intervals, seed, resamples))
+                         scale_study=scale_study_table(scored, intervals, seed, resamples),
+                         candidate_groups=grouped.details if grouped is not None else None,
+                         ndcg_k=int(ndcg_k))
 
 
 def pairwise_verdicts(records: pd.DataFrame, tie_threshold: float = 0.0) -> tuple[pd.DataFrame, list[str]]:
@@ -229,7 +251,7 @@ def pairwise_verdicts(records: pd.DataFrame, tie_threshold: float = 0.0) -> tupl
     `cluster` names the item's cluster for intervals (`cluster` column, else prompt, else the item).
     Returns the frame and the warnings met on the way."""
     warnings: list[str] = []
-    df = _prepare(records, warnings)
+    df = _prepare(records[~is_group_record(records)], warnings)
     is_bias = (df["perspective"] == BIAS) & df["label"].isna()
     return _verdicts(df[~is_bias], tie_threshold, warnings)[0], warnings
 

@@ -27,11 +27,17 @@ class ScoreRequest:
     task: str = ""
     item_id: str = ""
     image_index: int | None = None  # 0 or 1 for pair items, None for single-image (bias) items
+    #: "text": `prompt` is a candidate text rated for the image (a caption of a cartoon, a description), not
+    #: the prompt the image was generated from; VLM judges then use the caption templates
+    rates: Literal["image", "text"] = "image"
+    #: one aspect of quality to judge (e.g. `aesthetic`), replacing the perspective's criteria in VLM prompts
+    aspect: str | None = None
 
 
 @dataclass(frozen=True)
 class PairRequest:
-    """Judge two images at once; `images` are in the order shown, `order` says how that maps back."""
+    """Judge two images at once (or two texts for one image, see `texts`); `images` are in the order shown,
+    `order` says how that maps back."""
 
     images: tuple[ImageRef, ImageRef]
     prompt: str
@@ -42,6 +48,9 @@ class PairRequest:
     item_id: str = ""
     #: the gold classes the task declares (e.g. with `both_bad`): pair prompts then offer them all
     labels: tuple[str, ...] | None = None
+    #: two texts compared for one image (caption pairs), in the order shown; `images` then holds that image twice
+    texts: tuple[str, str] | None = None
+    aspect: str | None = None
 
 
 @dataclass

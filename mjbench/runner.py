@@ -25,7 +25,7 @@ from mjbench.adapters.base import ADAPTERS, Judge, PairRequest, Response, ScoreR
 from mjbench.catalog import Catalog
 from mjbench.config import JudgeConfig, TaskConfig
 from mjbench.errors import ConfigError, ItemError, MjbenchError
-from mjbench.items import BiasItem, PairItem
+from mjbench.items import BiasItem, CaptionPairItem, GroupItem, Item, PairItem
 from mjbench.metrics import derive_pred
 from mjbench.records import Record, write_records
 from mjbench.redact import redact, redact_response, register_secret_env
@@ -76,6 +76,9 @@ class RunSpec:
     #: merge these stores into the run's store and write the outputs from it; nothing is judged
     merge_from: Sequence[Path] = ()
     engine: str = "local"  # where local-model judges run: local or ray (mjbench.engines)
+    #: ask judges whose prompt uses the perspective (VLMs) once per aspect (mjbench.prompts.aspects());
+    #: their records are named `judge:aspect`. Other judges give their one score.
+    aspects: Sequence[str] = ()
     ray_actors: int | None = None  # cap on the Ray actor pool (default: one per GPU, or per CPU)
     #: another command's outputs from the same judging (`mjbench label`): write_outputs(folder, records,
     #: items_by_task, run_info) replaces the benchmark's records, metrics and reports, owning output_names
@@ -85,8 +88,9 @@ class RunSpec:
 
     def requested(self) -> dict[str, Any]:
         """What identifies the run a run directory holds (run.json "requested")."""
-        return {"tasks": list(self.tasks), "judges": list(self.judges),
-                "scales": list(self.scales) if self.scales else None, "limit": self.limit, "seed": self.seed}
+        requested = {"tasks": list(self.tasks), "judges": list(self.judges),
+                     "scales": list(self.scales) if self.scales else None, "limit": self.limit, "seed": self.seed}
+        return requested | ({"aspects": list(self.aspects)} if self.aspects else {})
 
     def resolved_out(self) -> Path:
         if self.out is not None:
@@ -123,13 +127,18 @@ class _Unit:
 
 @dataclass
 class _Planned:
-    """One future record: the item, its scale and order, and the units that answer it."""
+    """One future record: the item, its scale and order, and the units that answer it. Group items plan one
+    record per candidate (`candidate`: its index); in pair mode `sides` says, per unit, where the candidate
+    was shown (0 = first, 1 = second)."""
 
-    item: PairItem | BiasItem
+    item: Item
     scale: str
     order: str | None
     keys: tuple[str, ...]
     pre_error: str | None = None  # e.g. an unreadable image: no request could be made
+    aspect: str | None = None
+    candidate: int | None = None
+    sides: tuple[int, ...] = ()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -142,29 +151,38 @@ def _image_hash(ref: Any) -> str:
     return h
 
 
-def _orders(orders: Sequence[str], item: PairItem, seed: int) -> list[str]:
-    """The image orders to ask for an item; `random` draws one per item from the seed and the item id."""
+def _orders(orders: Sequence[str], item: Item, seed: int, *salt: Any) -> list[str]:
+    """The image orders to ask for an item (or one pair of a group's candidates, named by `salt`); `random`
+    draws one order per item from the seed and the item id."""
     if list(orders) != ["random"]:
         return list(orders)
-    draw = int(content_key("order", seed, item.task, item.item_id)[:8], 16)
+    draw = int(content_key("order", seed, item.task, item.item_id, *salt)[:8], 16)
     return ["01" if draw % 2 == 0 else "10"]
 
 
 def _plan_judge(
-    judge: Judge, judge_id: str, items_by_task: dict[str, list[PairItem | BiasItem]], scales: Sequence[str],
-    seed: int = 0, task_labels: dict[str, tuple[str, ...]] | None = None,
+    judge: Judge, judge_id: str, items_by_task: dict[str, list[Item]], scales: Sequence[str],
+    seed: int = 0, task_labels: dict[str, tuple[str, ...]] | None = None, aspects: Sequence[str] = (),
 ) -> tuple[dict[str, _Unit], list[_Planned]]:
     """Units keyed by what determines the answer: the perspective only for judges whose request text
     depends on it (scorers rate an (image, prompt) once for all perspectives), and for pairs the shown
-    order, so that two byte-identical images still get one answer per order."""
+    order, so that two byte-identical images still get one answer per order.
+
+    Item shapes: a pair of images (two ratings, or one comparison per order); a caption pair (one image,
+    two texts: the same, with the texts rated or compared for the image); a group of N candidates (each
+    rated once in single mode, so a group costs N requests; in pair mode every pair, in the judge's orders,
+    and a candidate's score is its share of wins); a bias item (one rating). `aspects` (judges whose prompt
+    uses the perspective only): every request is asked once per aspect, and the records carry the judge's
+    name as `judge:aspect`."""
     cfg = judge.config
     # a judge that never looks at pixels (precomputed) is keyed by task + item id (+ image index or order):
     # its items' images are never read, so missing image files and URLs are fine for it
     needs_pixels = judge.capabilities.needs_pixels
     keyed_by_item = judge.capabilities.keyed_by_item or not needs_pixels
     uses_perspective = judge.capabilities.uses_perspective
+    asked_aspects: tuple[str | None, ...] = tuple(aspects) if aspects and uses_perspective else (None,)
 
-    def perspective_of(item: PairItem | BiasItem) -> str | None:
+    def perspective_of(item: Item) -> str | None:
         return item.perspective if uses_perspective else None
 
     single_ok = "single" in judge.capabilities.modes
@@ -172,9 +190,70 @@ def _plan_judge(
     planned: list[_Planned] = []
     skipped_single = 0
 
-    def score_key(item: PairItem | BiasItem, idx: int | None, image_hash: str | None, scale: str) -> str:
+    def rate(item: Item, idx: int | None, ref: Any, image_hash: str | None, scale: str, aspect: str | None,
+             text: str | None = None) -> str:
+        """The key of one rating: the image for the item's prompt, or a text rated for the image."""
+        rated = item.prompt if text is None else text
         extra = (item.task, item.item_id, idx) if keyed_by_item else ()
-        return content_key(judge_id, "single", image_hash, item.prompt, scale, perspective_of(item), *extra)
+        # VLM judges word a text rating differently (caption templates): only they carry the mark
+        marks = (("text",) if text is not None and uses_perspective else ()) + (("aspect", aspect) if aspect else ())
+        key = content_key(judge_id, "single", image_hash, rated, scale, perspective_of(item), *extra, *marks)
+        units.setdefault(key, _Unit(key, ScoreRequest(
+            image=ref, prompt=rated, scale=scale, perspective=item.perspective, task=item.task,
+            item_id=item.item_id, image_index=idx, rates="image" if text is None else "text", aspect=aspect)))
+        return key
+
+    def compare(item: Item, order: str, refs: tuple[Any, Any], hashes: tuple[str | None, str | None], scale: str,
+                aspect: str | None, texts: tuple[str, str] | None = None, where: tuple[Any, ...] = ()) -> str:
+        """The key of one comparison, in the shown order (`where`: which of a group's pairs, for keyed judges)."""
+        labels = (task_labels or {}).get(item.task)
+        # four-class tasks ask a different question: only they carry their labels in the key
+        asked = ("labels", *labels) if labels and "both_bad" in labels else ()
+        extra = (item.task, item.item_id, *where) if keyed_by_item else ()
+        marks = (("texts", *texts) if texts else ()) + (("aspect", aspect) if aspect else ())
+        key = content_key(judge_id, "pair", order, hashes[0], hashes[1], item.prompt, scale, perspective_of(item),
+                          *extra, *asked, *marks)
+        units.setdefault(key, _Unit(key, PairRequest(
+            images=refs, prompt=item.prompt, scale=scale, perspective=item.perspective, order=order,
+            task=item.task, item_id=item.item_id, labels=labels, texts=texts, aspect=aspect)))
+        return key
+
+    def plan_two(item: PairItem | CaptionPairItem, hashes: list[str | None], scale: str, aspect: str | None) -> None:
+        texts = item.texts if isinstance(item, CaptionPairItem) else None
+        refs = (item.image, item.image) if texts else item.images
+        hs = (hashes[0], hashes[0]) if texts else (hashes[0], hashes[1])
+        if cfg.mode == "single":
+            keys = tuple(rate(item, i, refs[i], hs[i], scale, aspect, texts[i] if texts else None) for i in (0, 1))
+            planned.append(_Planned(item, scale, None, keys, aspect=aspect))
+            return
+        for order in _orders(cfg.orders, item, seed):
+            a, b = (0, 1) if order == "01" else (1, 0)
+            key = compare(item, order, (refs[a], refs[b]), (hs[a], hs[b]), scale, aspect,
+                          (texts[a], texts[b]) if texts else None)
+            planned.append(_Planned(item, scale, order, (key,), aspect=aspect))
+
+    def plan_group(item: GroupItem, hashes: list[str | None], scale: str, aspect: str | None) -> None:
+        texts = item.candidate_texts
+        n = len(item.candidates)
+        ref_of = (lambda i: item.image) if texts is not None else (lambda i: item.candidates[i])
+        hash_of = (lambda i: hashes[0]) if texts is not None else (lambda i: hashes[i])
+        if cfg.mode == "single":  # scores suffice: each candidate rated once
+            for i in range(n):
+                key = rate(item, i, ref_of(i), hash_of(i), scale, aspect, texts[i] if texts is not None else None)
+                planned.append(_Planned(item, scale, None, (key,), aspect=aspect, candidate=i))
+            return
+        seen: list[list[tuple[str, int]]] = [[] for _ in range(n)]  # per candidate: (unit key, shown side)
+        for i in range(n):
+            for j in range(i + 1, n):
+                for order in _orders(cfg.orders, item, seed, i, j):
+                    a, b = (i, j) if order == "01" else (j, i)
+                    key = compare(item, order, (ref_of(a), ref_of(b)), (hash_of(a), hash_of(b)), scale, aspect,
+                                  (texts[a], texts[b]) if texts is not None else None, where=(a, b))
+                    seen[a].append((key, 0))
+                    seen[b].append((key, 1))
+        for i in range(n):
+            planned.append(_Planned(item, scale, None, tuple(k for k, _ in seen[i]), aspect=aspect, candidate=i,
+                                    sides=tuple(side for _, side in seen[i])))
 
     for task_items in items_by_task.values():
         for item in task_items:
@@ -182,35 +261,21 @@ def _plan_judge(
                 try:
                     hashes = [_image_hash(ref) if needs_pixels else None for ref in item.images]
                 except ItemError as exc:
-                    planned.append(_Planned(item, scale, None, (), pre_error=f"item {item.item_id}: {exc}"))
+                    why = f"item {item.item_id}: {exc}"
+                    rows = range(len(item.candidates)) if isinstance(item, GroupItem) else [None]
+                    planned.extend(_Planned(item, scale, None, (), pre_error=why, candidate=i) for i in rows)
                     continue
-                if isinstance(item, BiasItem) or cfg.mode == "single":
-                    if not single_ok:  # a pair-only judge cannot rate single images: no bias rows
-                        skipped_single += 1
-                        continue
-                    keys = []
-                    for idx, (ref, h) in enumerate(zip(item.images, hashes, strict=True)):
-                        image_index = None if isinstance(item, BiasItem) else idx
-                        key = score_key(item, image_index, h, scale)
-                        units.setdefault(key, _Unit(key, ScoreRequest(
-                            image=ref, prompt=item.prompt, scale=scale, perspective=item.perspective,
-                            task=item.task, item_id=item.item_id, image_index=image_index)))
-                        keys.append(key)
-                    planned.append(_Planned(item, scale, None, tuple(keys)))
-                    continue
-                labels = (task_labels or {}).get(item.task)
-                # four-class tasks ask a different question: only they carry their labels in the key
-                asked = ("labels", *labels) if labels and "both_bad" in labels else ()
-                for order in _orders(cfg.orders, item, seed):
-                    shown = (0, 1) if order == "01" else (1, 0)
-                    extra = (item.task, item.item_id) if keyed_by_item else ()
-                    key = content_key(judge_id, "pair", order, hashes[shown[0]], hashes[shown[1]],
-                                      item.prompt, scale, perspective_of(item), *extra, *asked)
-                    units.setdefault(key, _Unit(key, PairRequest(
-                        images=(item.images[shown[0]], item.images[shown[1]]), prompt=item.prompt,
-                        scale=scale, perspective=item.perspective, order=order, task=item.task,
-                        item_id=item.item_id, labels=labels)))
-                    planned.append(_Planned(item, scale, order, (key,)))
+                for aspect in asked_aspects:
+                    if isinstance(item, BiasItem):
+                        if not single_ok:  # a pair-only judge cannot rate single images: no bias rows
+                            skipped_single += 1
+                            continue
+                        planned.append(_Planned(item, scale, None, (rate(item, None, item.image, hashes[0], scale,
+                                                                          aspect),), aspect=aspect))
+                    elif isinstance(item, GroupItem):
+                        plan_group(item, hashes, scale, aspect)
+                    else:
+                        plan_two(item, hashes, scale, aspect)
     if skipped_single:
         log.warning("judge %s compares pairs only: %d single-image (bias) requests skipped, no bias metrics",
                     cfg.name, skipped_single)
@@ -229,22 +294,45 @@ def _sum(values: list[Any]) -> Any:
 def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: float) -> Record:
     item = p.item
     base: dict[str, Any] = dict(
-        judge=judge_name, task=item.task, perspective=item.perspective, subcategory=item.subcategory,
-        item_id=item.item_id, scale=p.scale, prompt=item.prompt, order=p.order,
-        label=item.label if isinstance(item, PairItem) else None,
+        judge=judge_name if p.aspect is None else f"{judge_name}:{p.aspect}", task=item.task,
+        perspective=item.perspective, subcategory=item.subcategory, item_id=item.item_id, scale=p.scale,
+        prompt=item.prompt, order=p.order,
+        label=item.label if isinstance(item, PairItem | CaptionPairItem) else None,
     )
-    if isinstance(item, PairItem):  # graded and soft gold labels travel with the records
+    if isinstance(item, PairItem | CaptionPairItem):  # graded and soft gold labels travel with the records
         base.update(label_strength=item.label_strength, label_prob=item.label_prob)
+    if isinstance(item, CaptionPairItem):
+        base.update(text0=item.text0, text1=item.text1)
+    if isinstance(item, GroupItem):
+        return _group_record(base, p, units, threshold)
     base.update({f"image{i}_url": ref.url for i, ref in enumerate(item.images)})  # where a URL image came from
     if isinstance(item, BiasItem):
         base.update(group=item.group, demographic=item.demographic, axes=list(item.axes))
     if p.pre_error is not None:
         return Record(**base, score_0=None, score_1=None, pred=None, status="error", error=p.pre_error)
     responses = [units[k].response or Response.failure("no answer (interrupted)") for k in p.keys]
+    status, common = _combined(responses)
+    raws = [r.raw_output for r in responses]
+    if isinstance(item, BiasItem):
+        r = responses[0]
+        return Record(**base, **common, score_0=r.score if r.status == "ok" else None, score_1=None,
+                      pred=None, raw_output=raws[0])
+    if p.order is None:  # single mode: two ratings compared with the threshold
+        s0, s1 = (r.score if r.status == "ok" else None for r in responses)
+        names = ("text0", "text1") if isinstance(item, CaptionPairItem) else ("image0", "image1")
+        raw = None if all(x is None for x in raws) else f"[{names[0]}] {raws[0] or ''}\n[{names[1]}] {raws[1] or ''}"
+        pred = derive_pred(s0, s1, threshold) if status == "ok" else None
+        return Record(**base, **common, score_0=s0, score_1=s1, pred=pred, raw_output=raw)
+    r = responses[0]  # pair mode: map the shown order back to the item's images
+    s0, s1, pred = _shown_back(r, p.order == "10", threshold)
+    return Record(**base, **common, score_0=s0, score_1=s1, pred=pred, raw_output=raws[0])
+
+
+def _combined(responses: list[Response]) -> tuple[str, dict[str, Any]]:
+    """The worst status of the responses behind one record, and their summed usage."""
     status = max((r.status for r in responses), key=_STATUS_RANK.__getitem__)
     errors = [r.error for r in responses if r.error]
-    raws = [r.raw_output for r in responses]
-    common = dict(
+    return status, dict(
         status=status,
         error="; ".join(errors) if errors else None,
         attempts=_sum([r.attempts for r in responses]),
@@ -253,17 +341,10 @@ def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: fl
         output_tokens=_sum([r.output_tokens for r in responses]),
         cost_usd=_sum([r.cost_usd for r in responses]),
     )
-    if isinstance(item, BiasItem):
-        r = responses[0]
-        return Record(**base, **common, score_0=r.score if r.status == "ok" else None, score_1=None,
-                      pred=None, raw_output=raws[0])
-    if p.order is None:  # single mode: two ratings compared with the threshold
-        s0, s1 = (r.score if r.status == "ok" else None for r in responses)
-        raw = None if all(x is None for x in raws) else f"[image0] {raws[0] or ''}\n[image1] {raws[1] or ''}"
-        pred = derive_pred(s0, s1, threshold) if status == "ok" else None
-        return Record(**base, **common, score_0=s0, score_1=s1, pred=pred, raw_output=raw)
-    r = responses[0]  # pair mode: map the shown order back to the item's images
-    flip = p.order == "10"
+
+
+def _shown_back(r: Response, flip: bool, threshold: float) -> tuple[Any, Any, str | None]:
+    """A comparison's scores and verdict mapped from the shown order back to the item's (0, 1)."""
     shown_scores = r.scores or (None, None)
     s0, s1 = (shown_scores[1], shown_scores[0]) if flip else shown_scores
     pred = None
@@ -272,7 +353,40 @@ def _record(judge_name: str, p: _Planned, units: dict[str, _Unit], threshold: fl
             pred = {"0": "1", "1": "0"}.get(r.verdict, r.verdict) if flip else r.verdict  # tie, both_bad stay
         else:
             pred = derive_pred(s0, s1, threshold)
-    return Record(**base, **common, score_0=s0, score_1=s1, pred=pred, raw_output=raws[0])
+    return s0, s1, pred
+
+
+def _group_record(base: dict[str, Any], p: _Planned, units: dict[str, _Unit], threshold: float) -> Record:
+    """One row per candidate of a group: its score in `score_0` (single mode: its rating; pair mode: its share
+    of wins over every comparison it was in, a tie counting half, and no score if any comparison failed) and
+    the group's gold for it."""
+    item = p.item
+    assert isinstance(item, GroupItem) and p.candidate is not None
+    i = p.candidate
+    ref = item.image if item.candidate_texts is not None else item.candidates[i]
+    base.update(
+        candidate=item.candidate_ids[i], image0_url=getattr(ref, "url", None),
+        text0=item.candidate_texts[i] if item.candidate_texts is not None else None,
+        gold_score=item.gold_scores[i] if item.gold_scores is not None else None,
+        gold_rank=item.gold_ranks[i] if item.gold_ranks is not None else None,
+        gold_best=(i in item.gold_best) if item.gold_best is not None else None,
+    )
+    if p.pre_error is not None:
+        return Record(**base, score_0=None, score_1=None, pred=None, status="error", error=p.pre_error)
+    responses = [units[k].response or Response.failure("no answer (interrupted)") for k in p.keys]
+    status, common = _combined(responses)
+    if not p.sides:  # single mode
+        r = responses[0]
+        return Record(**base, **common, score_0=r.score if r.status == "ok" else None, score_1=None, pred=None,
+                      raw_output=r.raw_output)
+    score = None
+    if status == "ok":
+        won = 0.0
+        for r, side in zip(responses, p.sides, strict=True):
+            _, _, verdict = _shown_back(r, False, threshold)
+            won += 1.0 if verdict == str(side) else 0.0 if verdict in ("0", "1") else 0.5
+        score = won / len(responses)
+    return Record(**base, **common, score_0=score, score_1=None, pred=None)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -483,6 +597,10 @@ def run_benchmark(spec: RunSpec) -> RunResult:
     unknown = sorted(set(spec.calibrate_on.values()) - {t.name for t in tasks})
     if unknown:
         raise ConfigError(f"--calibrate-on: task {unknown[0]!r} is not among the run's tasks; add it to --tasks")
+    from mjbench.prompts import check_aspect
+
+    for aspect in spec.aspects:
+        check_aspect(aspect)
     judge_cfgs: list[JudgeConfig] = [catalog.judge(j) for j in spec.judges]
     if spec.device:
         judge_cfgs = [c.model_copy(update={"device": spec.device}) for c in judge_cfgs]
@@ -513,7 +631,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
     with RunDirectory(out_dir, spec.command) as run_dir:
         run_dir.check_replaces(spec.requested(), spec.force)
         problems: list[str] = []
-        items_by_task: dict[str, list[PairItem | BiasItem]] = {}
+        items_by_task: dict[str, list[Item]] = {}
         task_counts: dict[str, dict[str, Any]] = {}
         for task in tasks:
             loaded = load_task(task, limit=spec.limit, seed=spec.seed, hub_mirror=spec.hub_mirror)
@@ -550,7 +668,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                         continue
                     judge_id = content_key(judge.identity())
                     units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed,
-                                                 {t.name: tuple(t.labels) for t in tasks if t.labels})
+                                                 {t.name: tuple(t.labels) for t in tasks if t.labels}, spec.aspects)
                     if spec.shard is not None:  # its own requests only; records are the merge's
                         units = {k: u for k, u in units.items() if spec.shard.owns(k)}
                         planned = []

@@ -19,6 +19,7 @@ _LAZY = {
     "openai": "mjbench.adapters.api:OpenAIJudge",
     "anthropic": "mjbench.adapters.api:AnthropicJudge",
     "gemini": "mjbench.adapters.api:GeminiJudge",
+    "jury": "mjbench.adapters.jury:JuryJudge",
 }
 for _name, _target in _LAZY.items():
     ADAPTERS.add_lazy(_name, _target)

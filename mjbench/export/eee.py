@@ -8,7 +8,8 @@ Mapping (field names from the package's own JSON schemas, vendored in `schemas/`
 - `evaluation_results`: one per metrics.csv row of the judge with a defined value; `evaluation_result_id`
   = `task/perspective/subcategory/scale/metric`; the interval in `score_details.uncertainty.
   confidence_interval` (with the run's interval method), n in `num_samples`; NaN values (a judge with no
-  valid verdict) are left out, never written as 0;
+  valid verdict) are left out, never written as 0; the group metrics' correlations (`kendall_tau`,
+  `spearman_rho`) have `metric_kind` correlation and `min_score` -1;
 - samples: one per pairwise item with a gold preference (gold ties and bias images have no correctness),
   pointing at the item's `acc_with_tie` result; `evaluation.is_correct` is the item's acc_with_tie outcome
   (the combined verdict of both orders in pair mode), `output.raw` the judge's raw outputs (or its scores);
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
 EEE_SCHEMA_VERSION = "0.3.0"
 _LOWER_IS_BETTER = {"invalid_rate", "tie_rate", "both_orders_invalid_rate", "gold_tie_excluded",
-                    "bias_constant_scores"}
+                    "bias_constant_scores", "group_invalid_rate"}
+#: group metrics that are correlations in [-1, 1] (mjbench.groups.SIGNED_METRICS), not proportions
+_CORRELATIONS = {"kendall_tau", "spearman_rho"}
 _LOCAL_ADAPTERS = {"open_clip", "hf_clip", "hf_vlm", "blip_itm", "image_reward", "aesthetic"}
 _UNSAFE = re.compile(r'[<>:"\\|?*\x00-\x1f/]')
 
@@ -221,18 +224,26 @@ def _results(metrics: pd.DataFrame, info: dict[str, Any], method: str,
                                           f"subcategory {r.subcategory}, feedback scale {r.scale}",
                 "metric_id": f"mjbench.{r.metric}",
                 "metric_name": str(r.metric),
-                "metric_kind": "accuracy" if str(r.metric).startswith(("acc", "bias_acc")) else "rate",
-                "metric_unit": "proportion",
+                "metric_kind": _kind(str(r.metric)),
+                "metric_unit": "coefficient" if r.metric in _CORRELATIONS else "proportion",
                 "metric_parameters": {"perspective": r.perspective, "subcategory": r.subcategory,
                                       "feedback_scale": r.scale},
                 "lower_is_better": r.metric in _LOWER_IS_BETTER,
                 "score_type": "continuous",
-                "min_score": 0.0,
+                "min_score": -1.0 if r.metric in _CORRELATIONS else 0.0,
                 "max_score": 1.0,
             },
             "score_details": score,
         })
     return results
+
+
+def _kind(metric: str) -> str:
+    if metric in _CORRELATIONS:
+        return "correlation"
+    if metric == "ndcg_at_k":
+        return "ndcg"
+    return "accuracy" if metric.startswith(("acc", "bias_acc", "group_acc", "top1_acc")) else "rate"
 
 
 def _raw(rec: Any) -> str:

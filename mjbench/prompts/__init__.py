@@ -1,8 +1,10 @@
 """Prompt templates for VLM judges: one per mode, filled in per perspective and feedback scale.
 
-Packaged files (this folder): `single.j2` and `pair.j2` (Jinja2), `criteria/<perspective>.txt` (what
-to judge for each perspective), and optionally `<perspective>.<mode>.j2` where a perspective needs its
-own wording. A judge YAML overrides them under `prompts:`:
+Packaged files (this folder): `single.j2` and `pair.j2` (Jinja2), `caption_single.j2` and `caption_pair.j2`
+(one image, texts rated for it: captions, descriptions), `criteria/<perspective>.txt` (what to judge for
+each perspective), `criteria/aspects/<aspect>.txt` (one aspect of quality, used instead of the
+perspective's criteria when a run asks for aspects), and optionally `<perspective>.<mode>.j2` where a
+perspective needs its own wording. A judge YAML overrides them under `prompts:`:
 
     prompts:
       single: "...{{ caption }}... RATING: {{ placeholder }}"   # every perspective, single mode
@@ -13,7 +15,8 @@ Lookup order for (perspective, mode): YAML `<perspective>.<mode>`, YAML `<mode>`
 `<perspective>.<mode>.j2`, packaged `<mode>.j2`. Variables a template can use: `caption`,
 `perspective`, `criteria`, `scale` (its name), `scale_instructions` (the valid values, worst to best),
 `placeholder` (what goes after `RATING:`), `range_text`, `levels` (Likert words, else empty), `low`,
-`high`; for pair prompts `labels` (the task's gold classes, default 0, 1, tie), `both_bad` (true where the
+`high`, `aspect` (or empty); for caption prompts `text` (single) or `text_a`, `text_b` (pair), with
+`caption` the item's optional context; for pair prompts `labels` (the task's gold classes, default 0, 1, tie), `both_bad` (true where the
 task declares that class: the judge may answer BOTH_BAD) and `choices` (`A | B | TIE`, plus `| BOTH_BAD`). The scale's words and range always come from `mjbench.scales`, so every template states the
 range it will be parsed with. Templates must end by asking for the final lines that
 `mjbench.parsing` reads.
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from mjbench.responses import PairRequest, ScoreRequest
 
 PROMPT_DIR = Path(__file__).resolve().parent
-MODES = ("single", "pair")
+MODES = ("single", "pair", "caption_single", "caption_pair")
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".txt", ".md")
 
 
@@ -51,10 +54,26 @@ def _env() -> jinja2.Environment:
 
 
 @cache
-def criteria(perspective: str) -> str:
-    """What to judge for a perspective (the packaged `criteria/<perspective>.txt`)."""
-    text = (PROMPT_DIR / "criteria" / f"{perspective}.txt").read_text(encoding="utf-8")
-    return " ".join(text.split())  # the files wrap lines for editing; prompts get one paragraph
+def criteria(perspective: str, aspect: str | None = None) -> str:
+    """What to judge: the packaged `criteria/aspects/<aspect>.txt` when an aspect is asked, else
+    `criteria/<perspective>.txt`."""
+    if aspect is not None:
+        check_aspect(aspect)
+        path = PROMPT_DIR / "criteria" / "aspects" / f"{aspect}.txt"
+    else:
+        path = PROMPT_DIR / "criteria" / f"{perspective}.txt"
+    return " ".join(path.read_text(encoding="utf-8").split())  # files wrap lines for editing; prompts get one paragraph
+
+
+def aspects() -> list[str]:
+    """The aspects a VLM judge can be asked about one at a time (VisionPrefer's four by default)."""
+    return sorted(p.stem for p in (PROMPT_DIR / "criteria" / "aspects").glob("*.txt"))
+
+
+def check_aspect(aspect: str) -> str:
+    if aspect not in aspects():
+        raise ConfigError(f"unknown aspect {aspect!r}; known aspects: {', '.join(aspects())}")
+    return aspect
 
 
 @cache
@@ -92,8 +111,8 @@ class PromptBook:
         for key, text in config.prompts.items():
             if key not in keys:
                 raise ConfigError(
-                    f"{self.where}: prompts.{key}: unknown key; use 'single', 'pair' or '<perspective>.<mode>' "
-                    f"(perspectives: {', '.join(PERSPECTIVES)})"
+                    f"{self.where}: prompts.{key}: unknown key; use a mode ({', '.join(MODES)}) or "
+                    f"'<perspective>.<mode>' (perspectives: {', '.join(PERSPECTIVES)})"
                 )
             text = self._sources[key] = self._read(key, text, base)
             try:
@@ -133,9 +152,11 @@ class PromptBook:
         return found
 
     def render(self, *, caption: str, perspective: str, mode: str, scale: str,
-               labels: Sequence[str] | None = None) -> str:
+               labels: Sequence[str] | None = None, aspect: str | None = None, text: str | None = None,
+               texts: Sequence[str] | None = None) -> str:
         """The full text prompt; images are placed before it by the adapter. `labels`: the task's gold
-        classes (TaskConfig.labels); with `both_bad` among them a pair prompt offers BOTH_BAD."""
+        classes (TaskConfig.labels); with `both_bad` among them a pair prompt offers BOTH_BAD. `aspect`
+        replaces the perspective's criteria; `text` / `texts` are the texts a caption prompt rates."""
         import jinja2
 
         sc = get_scale(scale)
@@ -143,7 +164,9 @@ class PromptBook:
             raise ConfigError(f"{self.where}: scale {scale!r} is a raw-score scale; a VLM judge needs a "
                               "numeric or Likert scale")
         variables = {
-            "caption": caption, "perspective": perspective, "criteria": criteria(perspective), "scale": sc.name,
+            "caption": caption, "perspective": perspective, "criteria": criteria(perspective, aspect),
+            "aspect": aspect or "", "text": text or "", "text_a": texts[0] if texts else "",
+            "text_b": texts[1] if texts else "", "scale": sc.name,
             "scale_instructions": sc.instructions, "placeholder": sc.placeholder, "range_text": sc.range_text,
             "levels": list(sc.levels), "low": sc.low, "high": sc.high,
             **verdict_choices(labels),
@@ -154,13 +177,22 @@ class PromptBook:
             raise ConfigError(f"{self.where}: prompt for {perspective}.{mode}: {exc.message}") from None
 
     def for_request(self, request: ScoreRequest | PairRequest) -> tuple[list[ImageRef], str, str]:
-        """(images in shown order, prompt text, mode) for one request."""
+        """(images in shown order, prompt text, mode the answer is parsed in: single or pair) for one request.
+        Texts rated for one image (caption pairs and text groups) get the caption templates and one image."""
         from mjbench.responses import PairRequest
 
+        if isinstance(request, PairRequest) and request.texts is not None:
+            text = self.render(caption=request.prompt, perspective=request.perspective, mode="caption_pair",
+                               scale=request.scale, aspect=request.aspect, texts=request.texts)
+            return [request.images[0]], text, "pair"
         if isinstance(request, PairRequest):
-            images, mode = list(request.images), "pair"
-        else:
-            images, mode = [request.image], "single"
-        text = self.render(caption=request.prompt, perspective=request.perspective, mode=mode, scale=request.scale,
-                           labels=getattr(request, "labels", None))
-        return images, text, mode
+            text = self.render(caption=request.prompt, perspective=request.perspective, mode="pair",
+                               scale=request.scale, labels=request.labels, aspect=request.aspect)
+            return list(request.images), text, "pair"
+        if request.rates == "text":
+            text = self.render(caption="", perspective=request.perspective, mode="caption_single",
+                               scale=request.scale, aspect=request.aspect, text=request.prompt)
+            return [request.image], text, "single"
+        text = self.render(caption=request.prompt, perspective=request.perspective, mode="single",
+                           scale=request.scale, aspect=request.aspect)
+        return [request.image], text, "single"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mjbench.groups import GROUP_INVALID, GROUP_METRICS, SIGNED_METRICS, is_group_record, undefined_reason
 from mjbench.metrics import ALL, ALL_MACRO, BIAS, BIAS_GROUP_METRICS, OVERALL, MetricsResult
 from mjbench.report.reasons import judge_failures, no_verdict_reason, select
 from mjbench.report.tables import Section, Table, ci, md_block, md_cell, missing, pct, perspective_rank, slug
@@ -169,6 +170,96 @@ def _gold_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
     return tables
 
 
+GROUP_LABELS = {"top1_acc": "top-1", "kendall_tau": "Kendall tau", "spearman_rho": "Spearman rho",
+                "group_acc": "group acc", "ndcg_at_k": "nDCG@k"}
+
+
+def corr(v: Any) -> str:
+    """A correlation in [-1, 1] (Kendall tau, Spearman rho): three decimals, `n/a` where undefined."""
+    return "n/a" if missing(v) else f"{float(v):.3f}"
+
+
+def corr_ci(lo: Any, hi: Any) -> str:
+    return "" if missing(lo) or missing(hi) else f"{float(lo):.3f} to {float(hi):.3f}"
+
+
+def group_cell(metric: str, v: Any) -> str:
+    """A group metric's value as a table cell: correlations as numbers, the rest as percentages."""
+    return corr(v) if metric in SIGNED_METRICS else pct(v)
+
+
+def group_note(cx: _Context, key: tuple[str, str, str, str, str], metrics: tuple[str, ...] = GROUP_METRICS,
+               labels: dict[str, str] | None = None) -> str:
+    """Why a group subset's cells say n/a: `failed: ...` where no group has a valid score for every
+    candidate, else per metric the reasons its groups are undefined (gold all tied, judge scores all equal),
+    or that the gold names only the best candidates."""
+    j, t, s, p, sub = key
+    details = getattr(cx.metrics, "candidate_groups", None)
+    if details is None or details.empty:
+        return ""
+    mask = ((details["judge"] == j) & (details["task"] == t) & (details["scale"] == s)
+            & (details["perspective"] == p))
+    if sub not in (ALL, ALL_MACRO):
+        mask &= details["subcategory"] == sub
+    g = details[mask]
+    if g.empty or sub == ALL_MACRO:
+        return ""
+    if not g["valid"].any():
+        where = {"judge": j, "task": t, "scale": s, "perspective": p}
+        if sub != ALL:
+            where["subcategory"] = sub
+        recs = select(cx.records, **where)
+        if recs is not None:
+            recs = recs[is_group_record(recs)]
+        return no_verdict_reason(j, recs, cx.failures)
+    names = labels or GROUP_LABELS
+    parts = []
+    if (g["gold"] == "best").all() and any(m != "top1_acc" for m in metrics):
+        parts.append("gold names only the best candidates (gold_best): top-1 only")
+    for m in metrics:
+        if missing(cx.look.get(key, m)):
+            why = undefined_reason(g, m)
+            if why:
+                parts.append(f"{names.get(m, m)}: {why}")
+    return "; ".join(parts)
+
+
+def _group_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
+    """Groups of N candidates (mjbench.groups): per judge, task and scale, and per subcategory."""
+    keys = _keys(m, (GROUP_INVALID,))
+    if not keys:
+        return []
+    look = cx.look
+    k = int(getattr(cx.metrics, "ndcg_k", 10))
+
+    def cells(key: tuple[str, str, str, str, str]) -> list[str]:
+        return [look.pct(key, "top1_acc"), look.ci(key, "top1_acc"), corr(look.get(key, "kendall_tau")),
+                corr_ci(look.get(key, "kendall_tau", "ci_low"), look.get(key, "kendall_tau", "ci_high")),
+                corr(look.get(key, "spearman_rho")), look.pct(key, "group_acc"), look.pct(key, "ndcg_at_k"),
+                look.n(key, GROUP_INVALID), look.pct(key, GROUP_INVALID)]
+
+    cols = ["top-1", "95% CI", "Kendall tau", "95% CI (tau)", "Spearman rho", "group acc", f"nDCG@{k}", "groups",
+            "invalid", "note"]
+    head = ["judge", "task", "scale"]
+    per_task = [[j, t, s] + cells((j, t, s, p, ALL)) + [look.pct((j, t, s, p, ALL_MACRO), "top1_acc"),
+                                                       group_note(cx, (j, t, s, p, ALL))]
+                for j, t, s, sub in keys if sub == ALL]
+    per_sub = [[j, t, s, sub] + cells((j, t, s, p, sub)) + [group_note(cx, (j, t, s, p, sub))]
+               for j, t, s, sub in keys if sub not in (ALL, ALL_MACRO)]
+    note = (f"One prompt, N candidates scored by the judge. top-1: the judge's single highest-scored candidate "
+            f"is (one of) the gold best (a tie for the top counts wrong); Kendall tau (tau-b) and Spearman rho "
+            f"(average ranks): correlation of the judge's scores with the gold, from -1 to 1, undefined where "
+            f"either side is constant; group acc: every pair with different gold ordered right (a judge tie is "
+            f"wrong); nDCG@{k}: gains = gold minus the group's lowest, judge ties averaged over their orders "
+            f"(k capped at N). A group with a candidate without a valid score is invalid: it counts wrong in "
+            f"top-1 and group acc and is left out of tau, rho and nDCG. Values are means over groups (groups: "
+            f"the groups of the subset); 95% CI: top-1 as accuracy ({interval_method(cx.metrics)}); tau: "
+            f"percentile bootstrap over groups.")
+    return [Table("Groups of candidates (all groups)", head + cols[:-1] + ["top-1 (macro)", "note"], per_task,
+                  note=note),
+            Table("Groups of candidates per subcategory", head + ["subcategory"] + cols, per_sub)]
+
+
 def _bias_tables(m: pd.DataFrame, groups: pd.DataFrame | None, normalization: str, cx: _Context,
                  average: str = "items") -> list[Table]:
     keys = _keys(m, BIAS_GROUP_METRICS)
@@ -309,7 +400,7 @@ def build_sections(records: pd.DataFrame | None, metrics: MetricsResult,
         pm = m[m["perspective"] == p]
         groups = metrics.bias_groups if p == BIAS else None
         tables = (_data_table([t for t in task_counts if task_perspective.get(t) == p], task_counts)
-                  + _pairwise_tables(pm, p, cx) + _gold_tables(pm, p, cx)
+                  + _pairwise_tables(pm, p, cx) + _gold_tables(pm, p, cx) + _group_tables(pm, p, cx)
                   + _bias_tables(pm, groups, metrics.bias_normalization, cx, getattr(metrics, "bias_average", "items"))
                   + comparison_table(getattr(metrics, "comparisons", None), p, interval_method(metrics))
                   + _status_table(records, p) + _failure_table(p, records, cx.failures))

@@ -11,6 +11,7 @@ _LAZY = {
     "table": "mjbench.sources.table:TableSource",
     "parquet": "mjbench.sources.parquet:ParquetSource",
     "hub": "mjbench.sources.hub:HubSource",
+    "caption_contest": "mjbench.sources.caption_contest:CaptionContestSource",
 }
 for _name, _target in _LAZY.items():
     SOURCES.add_lazy(_name, _target)

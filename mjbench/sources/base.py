@@ -1,8 +1,8 @@
 """The source interface: a task config in, items out.
 
 A source reads rows from somewhere (a hub dataset, a Parquet file, a JSONL/CSV file with an image
-folder, the embedded synthetic generator) and maps them to `PairItem` / `BiasItem` through the task's
-column mapping. A problem with one row (a bad label, an empty prompt) becomes an entry in
+folder, the embedded synthetic generator) and maps them to items (`PairItem`, `BiasItem`, `CaptionPairItem`,
+`GroupItem`; see `mjbench.items`) through the task's column mapping. A problem with one row (a bad label, an empty prompt) becomes an entry in
 `LoadResult.problems` naming the item, row and value, and is counted by reason (without the row) in
 `LoadResult.dropped`, so that a run can say how many rows of each task were left out and why. A problem
 with the whole source (file missing, a mapped column that does not exist) raises DataError naming the file
@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict
 
 from mjbench.config import TaskConfig, validate
 from mjbench.errors import UnknownNameError
-from mjbench.items import BiasItem, PairItem
+from mjbench.items import BiasItem, Item
 from mjbench.registry import Registry
 
 
 @dataclass
 class LoadResult:
-    items: list[PairItem | BiasItem]
+    items: list[Item]
     problems: list[str] = field(default_factory=list)  # one line per item that could not be built
     dropped: dict[str, int] = field(default_factory=dict)  # why rows were left out (no row number) -> count
 
@@ -101,7 +101,7 @@ def load_task(
     return LoadResult(items=items, problems=result.problems, dropped=result.dropped)
 
 
-def _bias_group(item: PairItem | BiasItem) -> str | None:
+def _bias_group(item: Item) -> str | None:
     # bias metrics compare images within a group, so a sample keeps groups together
     return item.group if isinstance(item, BiasItem) else None
 

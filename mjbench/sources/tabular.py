@@ -95,6 +95,10 @@ class TabularSource(Source):
             from mjbench.sources.candidates import rows_to_candidates
 
             return rows_to_candidates(self.task, table, opts, self.where)
+        if self.task.kind in ("caption_pair", "group"):  # one image and two texts; N candidates, gold ranking
+            from mjbench.sources.shapes import rows_to_shapes
+
+            return rows_to_shapes(self.task, table, opts, self.where)
         return rows_to_items(self.task, table, opts, self.where)
 
 
