@@ -133,10 +133,23 @@ def _sets(items_by_task: dict[str, list[Any]]) -> dict[tuple[str, str], _Set]:
     return sets
 
 
-def _member_scores(records: list[Record]) -> dict[str, dict[tuple[str, str, int], float | None]]:
+def _asked_judges(spec: LabelSpec) -> set[str]:
+    """The names of the judges the user asked for (a YAML path: the name inside it). A jury's members that were
+    run only for it are not among them: the jury speaks for them."""
+    from mjbench.config import load_judge_file
+
+    return {load_judge_file(Path(j)).name if Path(j).suffix in (".yaml", ".yml") else j for j in spec.judges}
+
+
+def _member_scores(records: list[Record], judges: set[str] | None = None,
+                   ) -> dict[str, dict[tuple[str, str, int], float | None]]:
     """member (judge, or judge@scale where it ran several scales) -> (task, set, image index) -> raw score.
     Single mode: the image's own score. Pair mode: its share of wins (ties count half) over every
-    comparison it was in; None if any of them failed."""
+    comparison it was in; None if any of them failed. A jury judge's records (`mjbench.jury`) carry its
+    set-level score per image, and read as single mode. `judges`: only these judges' records (records of
+    `judge:aspect` count as the judge's); None: every record."""
+    if judges is not None:
+        records = [r for r in records if r.judge.partition(":")[0] in judges]
     scales: dict[str, set[str]] = {}
     for r in records:
         scales.setdefault(r.judge, set()).add(r.scale)
@@ -179,7 +192,7 @@ def _policy_pairs(order: list[int], policy: str) -> list[tuple[int, int]]:
 def select_pairs(records: list[Record], items_by_task: dict[str, list[Any]], spec: LabelSpec,
                  ) -> tuple[list[dict[str, Any]], dict[str, int], list[str]]:
     """Rows of the export, drop counts by reason, and the members (judges) in order."""
-    raw = _member_scores(records)
+    raw = _member_scores(records, _asked_judges(spec))
     members = sorted(raw)
     params = {m: zscore_params([v for v in raw[m].values() if v is not None]) for m in members}
     rows: list[dict[str, Any]] = []

@@ -1,0 +1,183 @@
+"""Judging the item shapes beyond image pairs: caption pairs (one image, two texts), groups of N candidates
+(single mode: each candidate rated once; pair mode: every pair, win share), and per-aspect requests."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import pytest
+from PIL import Image
+
+from mjbench.adapters.base import ADAPTERS, Capabilities, Judge, create_judge
+from mjbench.config import JudgeConfig
+from mjbench.errors import ConfigError
+from mjbench.images import ImageRef
+from mjbench.items import CaptionPairItem, GroupItem, PairItem
+from mjbench.prompts import PromptBook, aspects, criteria
+from mjbench.responses import PairRequest, Response, ScoreRequest
+from mjbench.runner import RunSpec, _plan_judge, run_benchmark
+from mjbench.sources.base import SOURCES, LoadResult, Source, SourceOptions
+
+SEEN: list[ScoreRequest | PairRequest] = []
+
+
+def _ref(level: int) -> ImageRef:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (level, level, level)).save(buf, format="PNG")
+    return ImageRef(data=buf.getvalue())
+
+
+@ADAPTERS.register("test-text-length")
+class TextLengthJudge(Judge):
+    """Rates a text by its length (longer = better); in pair mode prefers the longer text. Image pairs: the
+    brighter image."""
+
+    capabilities = Capabilities(modes=("single", "pair"), uses_perspective=True)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Response]:
+        SEEN.extend(requests)
+        return [Response(score=float(len(r.prompt)) if r.rates == "text" else float(r.image.load().getpixel((0, 0))[0]))
+                for r in requests]
+
+    def compare(self, requests: Sequence[PairRequest]) -> list[Response]:
+        SEEN.extend(requests)
+        out = []
+        for r in requests:
+            a, b = (len(t) for t in r.texts) if r.texts else (float(i.load().getpixel((0, 0))[0]) for i in r.images)
+            out.append(Response(verdict="0" if a > b else "1" if b > a else "tie"))
+        return out
+
+
+class ShapesOptions(SourceOptions):
+    shape: str = "caption_pair"
+
+
+@SOURCES.register("test-shapes")
+class ShapesSource(Source):
+    Options = ShapesOptions
+
+    def load(self) -> LoadResult:
+        opts = ShapesOptions.model_validate(self.task.source)
+        common = dict(task=self.task.name, perspective="humor", subcategory="c1")
+        cartoon = _ref(100)
+        if opts.shape == "caption_pair":
+            return LoadResult([
+                CaptionPairItem(item_id="p0", image=cartoon, text0="a long funny caption", text1="meh", label="0",
+                                label_prob=0.7, **common),
+                CaptionPairItem(item_id="p1", image=cartoon, text0="short", text1="a much longer caption", label="0",
+                                **common),
+            ])
+        return LoadResult([GroupItem(item_id="g0", image=cartoon, candidate_texts=["a", "bbb", "cc"],
+                                     candidate_ids=["x", "y", "z"], gold_scores=[1.0, 3.0, 2.0], gold_best=[1],
+                                     **common)])
+
+    def count(self) -> int:
+        return 2
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    SEEN.clear()
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "judges").mkdir()
+    (tmp_path / "tasks" / "cap.yaml").write_text("name: cap\nperspective: humor\nsource: {type: test-shapes}\n")
+    (tmp_path / "tasks" / "grp.yaml").write_text(
+        "name: grp\nperspective: humor\nsource: {type: test-shapes, shape: group}\n")
+    (tmp_path / "judges" / "len.yaml").write_text("name: len\nadapter: test-text-length\n")
+    (tmp_path / "judges" / "len-pair.yaml").write_text("name: len-pair\nadapter: test-text-length\nmode: pair\n")
+    return tmp_path
+
+
+def _run(ws, tasks, judges, **kw):
+    return run_benchmark(RunSpec(tasks=tasks, judges=judges, out=ws / "out", include_paths=[ws], quiet=True, **kw))
+
+
+def test_caption_pairs_rate_each_text_for_the_one_image(workspace):
+    result = _run(workspace, ["cap"], ["len"])
+    rows = result.records.set_index("item_id")
+    assert rows.loc["p0", "pred"] == "0" and rows.loc["p1", "pred"] == "1"
+    assert rows.loc["p0", "text0"] == "a long funny caption" and rows.loc["p0", "text1"] == "meh"
+    assert rows.loc["p0", "score_0"] == len("a long funny caption") and rows.loc["p0", "label_prob"] == 0.7
+    assert {r.rates for r in SEEN} == {"text"} and len(SEEN) == 4
+    acc = result.metrics.metrics
+    row = acc[(acc.metric == "acc_with_tie") & (acc.subcategory == "ALL") & (acc.judge == "len")]
+    assert row.value.iloc[0] == pytest.approx(0.5)
+
+
+def test_caption_pairs_in_pair_mode_show_both_orders(workspace):
+    result = _run(workspace, ["cap"], ["len-pair"])
+    assert len(SEEN) == 4 and all(r.texts is not None for r in SEEN)
+    shown = {(r.item_id, r.order): r.texts for r in SEEN}
+    assert shown[("p0", "01")] == ("a long funny caption", "meh")
+    assert shown[("p0", "10")] == ("meh", "a long funny caption")
+    preds = result.records.groupby("item_id").pred.agg(set)
+    assert preds["p0"] == {"0"} and preds["p1"] == {"1"}  # mapped back in both orders
+
+
+def test_group_in_single_mode_rates_each_candidate_once(workspace):
+    result = _run(workspace, ["grp"], ["len"])
+    assert len(SEEN) == 3  # N requests for N candidates, never one per pair
+    rows = result.records.set_index("candidate")
+    assert list(rows.index) == ["x", "y", "z"]
+    assert rows.loc["y", "score_0"] == 3.0 and rows.loc["y", "gold_score"] == 3.0
+    assert rows.loc["y", "gold_best"] == True and rows.loc["x", "gold_best"] == False  # noqa: E712
+    assert rows.loc["z", "text0"] == "cc"
+    assert rows.label.isna().all() and rows.pred.isna().all()
+
+
+def test_group_in_pair_mode_scores_each_candidate_by_its_win_share(workspace):
+    result = _run(workspace, ["grp"], ["len-pair"])
+    assert len(SEEN) == 6  # 3 pairs x 2 orders
+    scores = result.records.set_index("candidate").score_0
+    # lengths a=1, bbb=3, cc=2: bbb wins all 4 of its comparisons, cc 2 of 4, a none
+    assert scores.to_dict() == {"x": 0.0, "y": 1.0, "z": 0.5}
+
+
+def test_aspects_ask_text_judges_once_per_aspect_and_name_the_records(workspace):
+    result = _run(workspace, ["cap"], ["len"], aspects=("aesthetic", "fidelity"))
+    assert len(SEEN) == 8
+    assert {r.aspect for r in SEEN} == {"aesthetic", "fidelity"}
+    assert set(result.records.judge) == {"len:aesthetic", "len:fidelity"}
+
+
+def test_aspects_leave_judges_without_prompt_text_alone(workspace):
+    judge = create_judge(JudgeConfig(name="sharp", adapter="sharpness"))
+    item = PairItem(item_id="i", prompt="a cat", task="t", perspective="quality", subcategory="s",
+                    image0=_ref(10), image1=_ref(20), label="0")
+    plain, _ = _plan_judge(judge, "id", {"t": [item]}, ["score"])
+    with_aspects, planned = _plan_judge(judge, "id", {"t": [item]}, ["score"], aspects=("aesthetic",))
+    assert set(plain) == set(with_aspects) and planned[0].aspect is None
+
+
+def test_unknown_aspect_is_a_config_error(workspace):
+    with pytest.raises(ConfigError, match="unknown aspect 'beauty'; known aspects: aesthetic, fidelity"):
+        _run(workspace, ["cap"], ["len"], aspects=("beauty",))
+    assert aspects() == ["aesthetic", "fidelity", "harmlessness", "prompt_following"]
+
+
+def _vlm() -> JudgeConfig:
+    return JudgeConfig(name="vlm", adapter="openai", model="m", base_url="http://127.0.0.1:9", scales=["1-10"])
+
+
+def test_caption_prompts_show_one_image_and_the_texts():
+    book = PromptBook(_vlm())
+    cartoon = _ref(5)
+    images, text, mode = book.for_request(PairRequest(
+        images=(cartoon, cartoon), prompt="", scale="1-10", perspective="humor", texts=("Tell the boss", "I quit")))
+    assert images == [cartoon] and mode == "pair"
+    assert 'Text A: "Tell the boss"' in text and 'Text B: "I quit"' in text and "funny" in text
+    assert text.rstrip().endswith("BETTER: <A | B | TIE>")
+    images, text, mode = book.for_request(ScoreRequest(image=cartoon, prompt="Tell the boss", scale="1-10",
+                                                       perspective="captioning", rates="text"))
+    assert mode == "single" and '"Tell the boss"' in text and "hallucination" in text
+    assert text.rstrip().endswith("RATING: <1-10>") or "RATING:" in text.splitlines()[-1]
+
+
+def test_an_aspect_replaces_the_perspective_criteria_in_the_prompt():
+    book = PromptBook(_vlm())
+    req = ScoreRequest(image=_ref(5), prompt="a red apple", scale="1-10", perspective="alignment")
+    _, plain, _ = book.for_request(req)
+    _, aesthetic, _ = book.for_request(ScoreRequest(**{**req.__dict__, "aspect": "aesthetic"}))
+    assert criteria("alignment") in plain and criteria("alignment") not in aesthetic
+    assert criteria("alignment", "aesthetic") in aesthetic
