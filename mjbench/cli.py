@@ -39,6 +39,9 @@ BiasAverageOpt = Annotated[str, typer.Option(help=(
 CalibrateOpt = Annotated[list[str] | None, typer.Option(help=(
     "Fit the tie epsilon of acc_tie_calibrated on another task's items: TASK=DEV (repeatable) or DEV for every "
     "task (default: each task's own items, with a warning that the number is optimistic)."))]
+AspectsOpt = Annotated[list[str] | None, typer.Option(help=(
+    "Ask VLM judges once per aspect (prompt_following, aesthetic, fidelity, harmlessness; comma-separated), "
+    "each with its own criteria; their records are named JUDGE:ASPECT. Scorers give their one score."))]
 BIAS_NORMALIZATIONS = ("minmax", "scale", "none")
 BIAS_AVERAGES = ("items", "groups")
 
@@ -145,6 +148,7 @@ def run(
         "or one per CPU for judges off the GPU)."))] = None,
     gallery_max: Annotated[int, typer.Option(min=0, help=(
         "Failure gallery in the HTML reports: at most this many items per judge, scale and subcategory."))] = 12,
+    aspects: AspectsOpt = None,
 ) -> None:
     """Run judges over tasks and write a run directory. With no arguments: the embedded synthetic suite
     with the offline judges, on the CPU. Re-running the same command resumes from the store: finished
@@ -171,7 +175,7 @@ def run(
         bias_average=bias_average, calibrate_on=_calibration(calibrate_on),
         records_format=records_format, device=device, quiet=quiet, force=force, hub_mirror=hub_mirror,
         shard=parse_shard(shard) if shard else None, engine=engine, ray_actors=ray_actors,
-        gallery_max=gallery_max,
+        gallery_max=gallery_max, aspects=tuple(_split(aspects) or ()),
     )
     try:
         result = run_benchmark(spec)
@@ -267,6 +271,7 @@ def label(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     force: ForceOpt = False,
     hub_mirror: HubMirrorOpt = None,
+    aspects: AspectsOpt = None,
 ) -> None:
     """Label unlabelled candidate sets with judges (and a jury) and export preference pairs for DPO.
 
@@ -278,7 +283,7 @@ def label(
         tasks=_split(tasks) or [], judges=_split(judges) or [], out=out, jury=jury, policy=policy,
         min_margin=min_margin, min_agreement=min_agreement, min_chosen_score=min_chosen_score, seed=seed,
         scales=_split(scales), benchmark=benchmark, include_paths=include_path or [], store=store, device=device,
-        quiet=quiet, force=force, hub_mirror=hub_mirror)
+        quiet=quiet, force=force, hub_mirror=hub_mirror, aspects=tuple(_split(aspects) or ()))
     result = run_label(spec)
     dropped = ", ".join(f"{k} {v}" for k, v in result.dropped.items() if v) or "none"
     typer.echo(f"{result.kept} preference pairs in {result.out_dir / 'preferences.parquet'}; dropped: {dropped}")

@@ -64,6 +64,8 @@ class LabelSpec:
     force: bool = False
     hub_mirror: Path | None = None
     engine: str = "local"
+    #: VLM judges asked once per aspect: each (judge, aspect) is a jury member `judge:aspect`
+    aspects: Sequence[str] = ()
 
 
 @dataclass
@@ -102,7 +104,7 @@ def run_label(spec: LabelSpec) -> LabelResult:
     result = run_benchmark(RunSpec(
         tasks=spec.tasks, judges=spec.judges, scales=spec.scales, out=spec.out, seed=spec.seed,
         include_paths=spec.include_paths, store=spec.store, device=spec.device, quiet=spec.quiet,
-        force=spec.force, hub_mirror=spec.hub_mirror, engine=spec.engine,
+        force=spec.force, hub_mirror=spec.hub_mirror, engine=spec.engine, aspects=spec.aspects,
         command="label", write_outputs=write, output_names=OUTPUT_NAMES))
     return LabelResult(result.out_dir, summary["kept"], summary["dropped"], result.computed, result.reused,
                        result.judge_failures, result.failures)
