@@ -181,3 +181,33 @@ def test_an_aspect_replaces_the_perspective_criteria_in_the_prompt():
     _, aesthetic, _ = book.for_request(ScoreRequest(**{**req.__dict__, "aspect": "aesthetic"}))
     assert criteria("alignment") in plain and criteria("alignment") not in aesthetic
     assert criteria("alignment", "aesthetic") in aesthetic
+
+
+def test_label_with_aspects_exports_one_score_column_per_judge_and_aspect(workspace):
+    import json
+
+    import pandas as pd
+
+    from mjbench.label import LabelSpec, run_label
+
+    (workspace / "img").mkdir()
+    rows = []
+    for s in range(3):
+        names = []
+        for k, level in enumerate((40, 200, 120)):
+            name = f"img/s{s}_{k}.png"
+            Image.new("RGB", (8, 8), (level + s,) * 3).save(workspace / name)
+            names.append(name)
+        rows.append({"prompt": f"grey {s}", "images": names})
+    (workspace / "cands.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (workspace / "cands.yaml").write_text(
+        "name: cands\nkind: candidates\nperspective: quality\nsource: {type: table, path: cands.jsonl}\n")
+    result = run_label(LabelSpec(tasks=[str(workspace / "cands.yaml")], judges=["len", "sharpness"],
+                                 out=workspace / "lab", quiet=True, include_paths=[workspace],
+                                 aspects=("aesthetic", "fidelity")))
+    df = pd.read_parquet(workspace / "lab" / "preferences.parquet")
+    assert result.kept == 3
+    for col in ("chosen_score__len_aesthetic", "rejected_score__len_fidelity", "chosen_score__sharpness"):
+        assert col in df.columns and df[col].notna().all(), col
+    assert {r.aspect for r in SEEN} == {"aesthetic", "fidelity"} and len(SEEN) == 2 * 9
+    assert all("len:aesthetic" in judges for judges in df.judges)
