@@ -278,7 +278,7 @@ def write_preferences(folder: Path, records: list[Record], items_by_task: dict[s
         row["chosen"] = _reference(row["chosen"], folder)
         row["rejected"] = _reference(row["rejected"], folder)
         row["images"] = [row["chosen"], row["rejected"]]
-        row.update(judges=members, judge_identities=[identities[m.split("@")[0]] for m in members],
+        row.update(judges=members, judge_identities=[identities[m.split("@")[0].split(":")[0]] for m in members],
                    jury=spec.jury, policy=spec.policy, revision=run_info.get("git_revision") or "unknown")
         if accuracy is not None:
             row["judge_accuracy"] = json.dumps(accuracy, sort_keys=True)
