@@ -211,3 +211,35 @@ def test_label_with_aspects_exports_one_score_column_per_judge_and_aspect(worksp
         assert col in df.columns and df[col].notna().all(), col
     assert {r.aspect for r in SEEN} == {"aesthetic", "fidelity"} and len(SEEN) == 2 * 9
     assert all("len:aesthetic" in judges for judges in df.judges)
+
+
+def test_an_embedding_scorer_encodes_the_shared_image_once_and_each_caption_once():
+    """A text group (one cartoon, N captions) costs one image embedding and N text embeddings."""
+    from mjbench.adapters._scoring import PrefetchScorer
+
+    class Counting(PrefetchScorer):
+        text_mode = "embedding"
+        images_encoded: list[int] = []
+        texts_encoded: list[str] = []
+
+        def _preprocess(self, image):
+            return image.size
+
+        def _encode_images(self, prepared, prompts):
+            self.images_encoded.append(len(prepared))
+            return [1.0 for _ in prepared]
+
+        def _encode_texts(self, prompts):
+            self.texts_encoded.extend(prompts)
+            return [float(len(p)) for p in prompts]
+
+        def _combine(self, image_feature, text_feature):
+            return image_feature * text_feature
+
+    judge = Counting(JudgeConfig(name="emb", adapter="sharpness", batch_size=8))
+    item = GroupItem(item_id="g", task="t", perspective="humor", subcategory="c", image=_ref(9),
+                     candidate_texts=["one", "three", "fifteen"], gold_scores=[1.0, 2.0, 3.0])
+    units, _ = _plan_judge(judge, "id", {"t": [item]}, ["score"])
+    answers = judge.score([u.request for u in units.values()])
+    assert [a.score for a in answers] == [3.0, 5.0, 7.0]
+    assert sum(judge.images_encoded) == 1 and sorted(judge.texts_encoded) == ["fifteen", "one", "three"]
