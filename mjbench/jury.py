@@ -306,6 +306,14 @@ def _failure(rows: Sequence[Record]) -> tuple[str, str | None]:
     return status, "; ".join(dict.fromkeys(errors)) or None
 
 
+def _why_none(rows: Sequence[Record], ok_but_empty: str) -> str | None:
+    """Why a member has no answer where its records say nothing: no record at all, or an ok record without
+    the score or verdict needed (a failed record without an error message stays without one)."""
+    if not rows:
+        return "no record"
+    return ok_but_empty if all(r.status == "ok" for r in rows) else None
+
+
 def _share(pred: str | None) -> tuple[float, float]:
     return {"0": (1.0, 0.0), "1": (0.0, 1.0)}.get(pred or "", (0.5, 0.5))
 
@@ -320,7 +328,7 @@ def _pair_answer(rows: Sequence[Record]) -> _Answer:
     preds = [r.pred if r.pred is not None else derive_pred(r.score_0, r.score_1) for r in use]
     if not use or any(r.status != "ok" for r in use) or any(p is None for p in preds):
         status, error = _failure(use)
-        return _Answer([None, None], None, status, error or ("no valid verdict" if use else "no record"))
+        return _Answer([None, None], None, status, error or _why_none(use, "no valid verdict"))
     if not ordered:
         r = use[0]
         if r.score_0 is None or r.score_1 is None:
@@ -338,7 +346,7 @@ def _one_answer(rows: Sequence[Record]) -> _Answer:
     r = rows[-1] if rows else None
     if r is None or r.status != "ok" or r.score_0 is None or not math.isfinite(r.score_0):
         status, error = _failure(rows)
-        return _Answer([None], None, status, error or ("no valid score" if rows else "no record"))
+        return _Answer([None], None, status, error or _why_none(rows, "no valid score"))
     return _Answer([float(r.score_0)])
 
 
@@ -369,7 +377,7 @@ def _set_answers(rows: Sequence[Record], n: int) -> list[_Answer]:
             continue
         if any(r.status != "ok" or r.pred is None for r in mine):
             status, error = _failure(mine)
-            out.append(_Answer([None], None, status, error or "no valid verdict"))
+            out.append(_Answer([None], None, status, error or _why_none(mine, "no valid verdict")))
             continue
         wins = [_share(r.pred)[0 if int(_SET_PAIR.match(r.item_id)["i"]) == k else 1] for r in mine]  # type: ignore[index]
         out.append(_Answer([sum(wins) / len(wins)]))

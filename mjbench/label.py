@@ -283,9 +283,13 @@ def write_preferences(folder: Path, records: list[Record], items_by_task: dict[s
         if accuracy is not None:
             row["judge_accuracy"] = json.dumps(accuracy, sort_keys=True)
     frame = pd.DataFrame(rows)
-    if frame.empty:  # an empty export keeps its columns, so that loaders see the schema
-        frame = pd.DataFrame(columns=["prompt", "chosen", "rejected", "images", "chosen_hash", "rejected_hash",
-                                      "chosen_score", "rejected_score", "margin", "agreement"])
+    if frame.empty:  # an empty export keeps its columns (every judge's too), so that loaders see the schema
+        frame = pd.DataFrame(columns=[
+            "prompt", "chosen", "rejected", "images", "chosen_hash", "rejected_hash", "chosen_score",
+            "rejected_score", "margin", "agreement", "n_voters", "task", "set_id", "group_id", "chosen_index",
+            "rejected_index", *(f"{side}_score__{_column(m)}" for m in members for side in ("chosen", "rejected")),
+            "judges", "judge_identities", "jury", "policy", "revision",
+            *(["judge_accuracy"] if accuracy is not None else [])])
     frame.to_parquet(folder / "preferences.parquet", index=False)
     frame.to_json(folder / "preferences.jsonl", orient="records", lines=True, force_ascii=False)
     n_sets = len(_sets(items_by_task))

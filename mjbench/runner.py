@@ -601,7 +601,9 @@ def run_benchmark(spec: RunSpec) -> RunResult:
 
     for aspect in spec.aspects:
         check_aspect(aspect)
-    judge_cfgs: list[JudgeConfig] = [catalog.judge(j) for j in spec.judges]
+    from mjbench.jury import add_jury_records, expand_members, is_jury
+
+    judge_cfgs: list[JudgeConfig] = [catalog.judge(j) for j in expand_members(spec.judges, catalog)]
     if spec.device:
         judge_cfgs = [c.model_copy(update={"device": spec.device}) for c in judge_cfgs]
     if spec.shard is not None:  # torchrun: one GPU per process on a machine
@@ -661,6 +663,8 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         try:
             with _Progress(spec.quiet) as progress:
                 for cfg in judge_cfgs:
+                    if is_jury(cfg):  # never asked: its records are derived from its members' below
+                        continue
                     judge = judges.get(cfg.name)
                     if judge is None:
                         log.warning("judge %s: none of its scales (%s) was asked for; skipped",
@@ -723,6 +727,9 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         if judge_failures and not computed and not reused:
             raise ConfigError("no judge could run, nothing was judged: " + "; ".join(
                 f"judge {name}: {why}" for name, why in judge_failures.items()))
+        records = add_jury_records([c for c in judge_cfgs if c.name in judges], records,
+                                   tie_threshold=spec.tie_threshold,
+                                   set_tasks={t.name for t in tasks if t.kind == "candidates"})
 
         run_info = {
             "command": spec.command,

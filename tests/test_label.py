@@ -129,7 +129,8 @@ def test_label_refuses_pair_tasks_and_bad_options(tmp_path: Path) -> None:
 def test_real_quality_pairs_as_candidates(tmp_path: Path, shared_data: Path) -> None:
     """MJ-Bench quality pairs (clean photo vs its distorted copy) given without labels: the offline jury
     must choose the clean photo in the large majority of sets (measured on all 200: mean 87 %, vote and
-    borda 93.5 %; sharpness alone 100 %, brisque 90 %, random 48 %)."""
+    borda 93.5 %; sharpness alone 100 %, brisque 90 %, random 48 %). Also on these real images: the schema,
+    the report, resume (everything reused, the same bytes) and a filter."""
     root = shared_data / "mjbench-quality"
     rows = []
     for captions, folder in [("human/captions_human.json", "human/examples_human"),
@@ -140,11 +141,40 @@ def test_real_quality_pairs_as_candidates(tmp_path: Path, shared_data: Path) -> 
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "c.yaml").write_text("name: real\nkind: candidates\nperspective: quality\n"
                                      f"source: {{type: table, path: c.jsonl, image_root: {root}}}\n")
-    result, df = _label(tmp_path / "c.yaml", tmp_path / "out", judges=["sharpness", "brisque", "random"],
-                        jury="vote")
+    judges = ["sharpness", "brisque", "random"]
+    out = tmp_path / "out"
+    result, df = _label(tmp_path / "c.yaml", out, judges=judges, jury="vote")
     assert result.kept == len(df) == 20
+    assert result.computed == 20 * 2 * 3 and result.reused == 0 and not result.failures
     clean = (~df.chosen.str.contains("edited")).mean()
     assert clean >= 0.8, clean
+    # schema on real images
+    for col in ("prompt", "chosen", "rejected", "images", "chosen_hash", "rejected_hash", "chosen_score",
+                "rejected_score", "margin", "agreement", "n_voters", "chosen_score__brisque",
+                "rejected_score__sharpness", "chosen_score__random", "judges", "judge_identities", "jury", "policy",
+                "revision", "task", "set_id"):
+        assert col in df.columns, col
+    assert (df.jury == "vote").all() and (df.n_voters == 3).all() and df.agreement.between(0.5, 1).all()
+    assert all(Path(p).is_file() for p in df.chosen) and all(Path(p).is_file() for p in df.rejected)
+    assert sorted(set(df.prompt)) == sorted({r["prompt"] for r in rows})
+    html = (out / "preferences.html").read_text()
+    assert '<b id="kept">20</b>' in html and html.count('<div class="card">') == 16
+    files = {n: (out / n).read_bytes() for n in ("preferences.parquet", "preferences.html", "preferences.md")}
+
+    # resume: the same command again reuses every answer and writes the same bytes
+    again, _ = _label(tmp_path / "c.yaml", out, judges=judges, jury="vote")
+    assert again.computed == 0 and again.reused == result.computed
+    assert all((out / n).read_bytes() == b for n, b in files.items())
+
+    # other juries and a filter from the same store: nothing judged again
+    borda, bdf = _label(tmp_path / "c.yaml", tmp_path / "borda", judges=judges, jury="borda",
+                        store=out / "store.sqlite")
+    assert borda.computed == 0 and (~bdf.chosen.str.contains("edited")).mean() >= 0.8
+    strict, sdf = _label(tmp_path / "c.yaml", tmp_path / "strict", judges=judges, jury="vote", min_agreement=1.0,
+                         store=out / "store.sqlite")
+    assert strict.computed == 0 and (sdf.agreement == 1.0).all()
+    assert strict.kept + strict.dropped["min_agreement"] == 20 and strict.dropped["min_agreement"] > 0
+    assert set(sdf.chosen_hash) <= set(df.chosen_hash)
 
 
 def test_run_refuses_unlabelled_candidates(tmp_path: Path) -> None:

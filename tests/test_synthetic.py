@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mjbench import PERSPECTIVES
+from mjbench import MJBENCH_PERSPECTIVES as PERSPECTIVES
 from mjbench.items import BiasItem, PairItem
 from mjbench.sources import synthetic
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mjbench import PERSPECTIVES
+from mjbench import MJBENCH_PERSPECTIVES as PERSPECTIVES
 from mjbench.catalog import Catalog
 from mjbench.config import SuiteConfig, TaskConfig
 from mjbench.errors import ConfigError, UnknownNameError

@@ -51,8 +51,8 @@ class PreferenceSummary:
     tables: list[Table] = field(default_factory=list)
 
 
-def _num(v: Any) -> str:
-    return "n/a" if missing(v) else f"{float(v):.3g}"
+def _num(v: Any, digits: int = 3) -> str:
+    return "n/a" if missing(v) else f"{float(v):.{digits}g}"
 
 
 def _share(n: int, total: int) -> str:
@@ -70,7 +70,7 @@ def summarize(frame: pd.DataFrame, info: dict[str, Any]) -> PreferenceSummary:
 
     kept, dropped = int(info["kept"]), {str(k): int(v) for k, v in info["dropped"].items()}
     considered = kept + sum(dropped.values())
-    intro = (f"Jury `{info['jury']}` of {', '.join(info['judges']) or 'no judge'}; policy `{info['policy']}`; "
+    intro = (f"Jury {info['jury']} of {', '.join(info['judges']) or 'no judge'}; policy {info['policy']}; "
              f"{info['sets']} candidate sets; {considered} pairs considered.")
     tables = [Table("Pairs", ["pairs", "count", "share"],
                     [["kept", str(kept), _share(kept, considered)]]
@@ -134,6 +134,14 @@ def _values(frame: pd.DataFrame, col: str) -> list[float]:
     return [float(x) for x in pd.to_numeric(frame[col], errors="coerce").dropna() if math.isfinite(float(x))]
 
 
+def _count_axis(ax: Any, axis: str) -> None:
+    """Pair counts: whole-number ticks only."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)("pairs")
+
+
 def pairs_plot(summary: PreferenceSummary) -> Plot | None:
     if summary.considered == 0:
         return None
@@ -146,7 +154,7 @@ def pairs_plot(summary: PreferenceSummary) -> Plot | None:
         ys = list(range(len(labels)))[::-1]
         ax.barh(ys, values, color=[color(2)] + [color(3)] * (len(values) - 1))
         ax.set_yticks(ys, labels)
-        ax.set_xlabel("pairs")
+        _count_axis(ax, "x")
         ax.grid(axis="y", visible=False)
         return fig
 
@@ -176,7 +184,7 @@ def scores_plot(frame: pd.DataFrame) -> Plot | None:
             if v:
                 ax.hist(v, bins=bins, histtype="stepfilled", alpha=0.45, color=color(i), label=name)
         ax.set_xlabel("jury score")
-        ax.set_ylabel("pairs")
+        _count_axis(ax, "y")
         ax.legend(frameon=False, fontsize=8)
         return fig
 
@@ -194,7 +202,7 @@ def margin_plot(frame: pd.DataFrame) -> Plot | None:
         ax = fig.add_subplot()
         ax.hist(margins, bins=_edges(margins), color=color(0))
         ax.set_xlabel("margin (chosen - rejected jury score)")
-        ax.set_ylabel("pairs")
+        _count_axis(ax, "y")
         return fig
 
     return _render("pref-margin", "Margins", "Histogram of the margins of the kept pairs.", draw)
@@ -215,7 +223,7 @@ def agreement_plot(frame: pd.DataFrame) -> Plot | None:
         ax.bar(range(len(keys)), [counts[k] for k in keys], color=color(4))
         ax.set_xticks(range(len(keys)), [f"{k:g}" for k in keys])
         ax.set_xlabel("agreement")
-        ax.set_ylabel("pairs")
+        _count_axis(ax, "y")
         ax.grid(axis="x", visible=False)
         return fig
 
@@ -300,10 +308,11 @@ def build_cards(frame: pd.DataFrame, thumbs: _Thumbs, cap: int) -> list[PairCard
             where=" / ".join(_text(row.get(k)) for k in ("task", "set_id") if _text(row.get(k))),
             chosen=thumbs.get(_text(row.get("chosen_hash")), _text(row.get("chosen")), "chosen"),
             rejected=thumbs.get(_text(row.get("rejected_hash")), _text(row.get("rejected")), "rejected"),
-            chosen_score=_num(row.get("chosen_score")), rejected_score=_num(row.get("rejected_score")),
+            chosen_score=_num(row.get("chosen_score"), 4), rejected_score=_num(row.get("rejected_score"), 4),
             margin=_num(row.get("margin")), agreement=_num(row.get("agreement")),
             voters="" if missing(voters) else str(int(voters)),
-            judges=[(n, _num(row.get(CHOSEN_PREFIX + n)), _num(row.get(REJECTED_PREFIX + n))) for n in names]))
+            judges=[(n, _num(row.get(CHOSEN_PREFIX + n), 4), _num(row.get(REJECTED_PREFIX + n), 4))
+                    for n in names]))
     return cards
 
 
