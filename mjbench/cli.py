@@ -254,7 +254,7 @@ def merge(
 def label(
     tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="Candidate tasks (`kind: candidates`).")],
     judges: Annotated[list[str], typer.Option("--judges", "-j", help="Judges of the jury (name or YAML path).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (preferences.parquet, .jsonl, .md).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (preferences.parquet, .jsonl, .md, .html).")],
     jury: Annotated[str, typer.Option(help="mean (of per-judge z-scores), vote (majority) or borda.")] = "mean",
     policy: Annotated[str, typer.Option(help="best-vs-worst, best-vs-each or all-pairs.")] = "best-vs-worst",
     min_margin: Annotated[float, typer.Option(help="Keep pairs whose jury-score margin is at least this.")] = 0.0,
