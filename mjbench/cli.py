@@ -485,7 +485,10 @@ def judges_list(include_path: IncludeOpt = None) -> None:
             gpu = caps.needs_gpu if cfg.needs_gpu is None else cfg.needs_gpu
         except MjbenchError as exc:
             why, network, gpu = str(exc), cfg.needs_network, cfg.needs_gpu
-        table.add_row(name, cfg.adapter, cfg.family, cfg.mode, ", ".join(cfg.scales),
+        mode = cfg.mode
+        if cfg.adapter == "jury":  # derived from its members' answers, never asked itself
+            mode = f"{cfg.options.get('method', '?')} of {', '.join(map(str, cfg.options.get('members', [])))}"
+        table.add_row(name, cfg.adapter, cfg.family, mode, ", ".join(cfg.scales),
                       "yes" if network else "no", "yes" if gpu else "no", "yes" if not why else f"no: {why}")
     Console(width=220).print(table)
     _print_problems(catalog)

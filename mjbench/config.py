@@ -143,7 +143,7 @@ class JudgeConfig(_Config):
     name: str = Field(pattern=NAME_PATTERN)
     adapter: str
     description: str = ""
-    family: Literal["score", "vlm", "api", "heuristic", "baseline", "precomputed"] = "score"
+    family: Literal["score", "vlm", "api", "heuristic", "baseline", "precomputed", "jury"] = "score"
     model: str | None = None
     revision: str | None = None
     mode: Literal["single", "pair"] = "single"
