@@ -87,6 +87,13 @@ class CaptionPairItem(_Item):
     def _label(cls, v: Any) -> str | None:
         return gold_label(v)
 
+    @field_validator("text0", "text1")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("an empty text; a caption pair needs two non-empty texts")
+        return v
+
     @property
     def images(self) -> tuple[ImageRef]:
         return (self.image,)
@@ -117,6 +124,8 @@ class GroupItem(_Item):
             raise ValueError("a group has either candidate images or candidate texts (exactly one of the two)")
         if self.candidate_texts is not None and self.image is None:
             raise ValueError("a group of texts needs the image they describe")
+        if self.candidate_texts is not None and any(not t.strip() for t in self.candidate_texts):
+            raise ValueError("candidate_texts: an empty text")
         n = len(self.candidates)
         if n < 2:
             raise ValueError(f"a group needs at least 2 candidates, got {n}")

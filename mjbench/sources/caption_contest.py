@@ -73,6 +73,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from mjbench.config import TaskConfig
 from mjbench.errors import ConfigError, DataError
 from mjbench.images import ImageRef
 from mjbench.items import CaptionPairItem, GroupItem, Item
@@ -151,7 +152,7 @@ class CaptionContestSource(Source):
     def opts(self) -> CaptionContestOptions:
         return self.options  # type: ignore[return-value]
 
-    def __init__(self, task: Any):
+    def __init__(self, task: TaskConfig):
         super().__init__(task)
         want = {"caption_pair": "pairs", "group": "group"}.get(task.kind)
         if want is None:

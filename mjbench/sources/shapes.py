@@ -359,7 +359,11 @@ def _group(task: TaskConfig, row: dict[str, Any], cols: dict[str, str | None], o
         if len(ids) != n:
             raise RowProblem(f"candidate_ids (column {cols['candidate_ids']!r}) has {len(ids)} values for {n} "
                              "candidates", "candidate_ids: wrong number of values")
-        fields["candidate_ids"] = [str(_plain(i)) for i in ids]
+        fields["candidate_ids"] = [str(_plain(i)).strip() for i in ids]
+        repeated = next((i for k, i in enumerate(fields["candidate_ids"]) if i in fields["candidate_ids"][:k]), None)
+        if repeated is not None:
+            raise RowProblem(f"candidate_ids (column {cols['candidate_ids']!r}) repeat the id {repeated!r}",
+                             "candidate_ids: not distinct")
     fields["gold_scores"] = _numbers(cell("gold_scores"), "gold_scores", cols["gold_scores"], n)
     fields["gold_ranks"] = _numbers(cell("gold_ranks"), "gold_ranks", cols["gold_ranks"], n)
     fields["gold_best"] = _indices(cell("gold_best"), cols["gold_best"], n)
