@@ -108,6 +108,16 @@ def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
+def _flag(v: Any) -> bool | None:
+    """gold_best as read (True/False/None), also from text (`true`/`1`/`false`/`0`) in frames not read by
+    `mjbench.records.read_records`."""
+    if _blank(v):
+        return None
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "1.0", "yes")
+    return bool(v)
+
+
 # --- one group -----------------------------------------------------------------------------------------
 
 
@@ -221,7 +231,7 @@ def group_details(records: pd.DataFrame, warnings: list[str], ndcg_k: int = NDCG
     df["status"] = _column(df, "status").where(_column(df, "status").notna(), "ok")
     for col in ("score_0", "gold_score", "gold_rank"):
         df[col] = pd.to_numeric(_column(df, col), errors="coerce").astype(float)
-    df["gold_best"] = _column(df, "gold_best").map(lambda v: None if _blank(v) else bool(v))
+    df["gold_best"] = _column(df, "gold_best").map(_flag)
     dup = df.duplicated(GROUP_KEY + ["candidate"], keep="last")
     if dup.any():
         warnings.append(f"records: {int(dup.sum())} duplicate group record(s) of the same judge, task, item, "

@@ -253,8 +253,9 @@ def _group_tables(m: pd.DataFrame, p: str, cx: _Context) -> list[Table]:
             f"wrong); nDCG@{k}: gains = gold minus the group's lowest, judge ties averaged over their orders "
             f"(k capped at N). A group with a candidate without a valid score is invalid: it counts wrong in "
             f"top-1 and group acc and is left out of tau, rho and nDCG. Values are means over groups (groups: "
-            f"the groups of the subset); 95% CI: top-1 as accuracy ({interval_method(cx.metrics)}); tau: "
-            f"percentile bootstrap over groups.")
+            f"the groups of the subset). 95% CI of top-1: as acc w/ tie (over prompt clusters; the Wilson "
+            f"interval where every group is its own cluster); of tau: percentile bootstrap over the groups "
+            f"(none with fewer than two).")
     return [Table("Groups of candidates (all groups)", head + cols[:-1] + ["top-1 (macro)", "note"], per_task,
                   note=note),
             Table("Groups of candidates per subcategory", head + ["subcategory"] + cols, per_sub)]
