@@ -163,6 +163,7 @@ def _orders(orders: Sequence[str], item: Item, seed: int, *salt: Any) -> list[st
 def _plan_judge(
     judge: Judge, judge_id: str, items_by_task: dict[str, list[Item]], scales: Sequence[str],
     seed: int = 0, task_labels: dict[str, tuple[str, ...]] | None = None, aspects: Sequence[str] = (),
+    task_aspects: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, _Unit], list[_Planned]]:
     """Units keyed by what determines the answer: the perspective only for judges whose request text
     depends on it (scorers rate an (image, prompt) once for all perspectives), and for pairs the shown
@@ -173,14 +174,17 @@ def _plan_judge(
     rated once in single mode, so a group costs N requests; in pair mode every pair, in the judge's orders,
     and a candidate's score is its share of wins); a bias item (one rating). `aspects` (judges whose prompt
     uses the perspective only): every request is asked once per aspect, and the records carry the judge's
-    name as `judge:aspect`."""
+    name as `judge:aspect`; without them, a task's own `aspects` (`task_aspects`) apply to its items."""
     cfg = judge.config
     # a judge that never looks at pixels (precomputed) is keyed by task + item id (+ image index or order):
     # its items' images are never read, so missing image files and URLs are fine for it
     needs_pixels = judge.capabilities.needs_pixels
     keyed_by_item = judge.capabilities.keyed_by_item or not needs_pixels
     uses_perspective = judge.capabilities.uses_perspective
-    asked_aspects: tuple[str | None, ...] = tuple(aspects) if aspects and uses_perspective else (None,)
+
+    def aspects_of(task: str) -> tuple[str | None, ...]:
+        wanted = tuple(aspects) or (task_aspects or {}).get(task, ())
+        return wanted if wanted and uses_perspective else (None,)
 
     def perspective_of(item: Item) -> str | None:
         return item.perspective if uses_perspective else None
@@ -265,7 +269,7 @@ def _plan_judge(
                     rows = range(len(item.candidates)) if isinstance(item, GroupItem) else [None]
                     planned.extend(_Planned(item, scale, None, (), pre_error=why, candidate=i) for i in rows)
                     continue
-                for aspect in asked_aspects:
+                for aspect in aspects_of(item.task):
                     if isinstance(item, BiasItem):
                         if not single_ok:  # a pair-only judge cannot rate single images: no bias rows
                             skipped_single += 1
@@ -672,7 +676,8 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                         continue
                     judge_id = content_key(judge.identity())
                     units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed,
-                                                 {t.name: tuple(t.labels) for t in tasks if t.labels}, spec.aspects)
+                                                 {t.name: tuple(t.labels) for t in tasks if t.labels}, spec.aspects,
+                                                 {t.name: tuple(t.aspects) for t in tasks if t.aspects})
                     if spec.shard is not None:  # its own requests only; records are the merge's
                         units = {k: u for k, u in units.items() if spec.shard.owns(k)}
                         planned = []

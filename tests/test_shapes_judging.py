@@ -141,6 +141,21 @@ def test_aspects_ask_text_judges_once_per_aspect_and_name_the_records(workspace)
     assert set(result.records.judge) == {"len:aesthetic", "len:fidelity"}
 
 
+def test_a_task_declares_its_default_aspects_and_the_command_overrides_them(workspace):
+    (workspace / "tasks" / "cap.yaml").write_text(
+        "name: cap\nperspective: humor\naspects: [harmlessness]\nsource: {type: test-shapes}\n")
+    result = _run(workspace, ["cap"], ["len"])
+    assert set(result.records.judge) == {"len:harmlessness"}
+    SEEN.clear()
+    result = run_benchmark(RunSpec(tasks=["cap"], judges=["len"], out=workspace / "out2", include_paths=[workspace],
+                                   quiet=True, aspects=("fidelity",)))
+    assert set(result.records.judge) == {"len:fidelity"} and {r.aspect for r in SEEN} == {"fidelity"}
+    (workspace / "tasks" / "cap.yaml").write_text(
+        "name: cap\nperspective: humor\naspects: [beauty]\nsource: {type: test-shapes}\n")
+    with pytest.raises(ConfigError, match="aspects.*unknown aspect 'beauty'"):
+        _run(workspace, ["cap"], ["len"])
+
+
 def test_aspects_leave_judges_without_prompt_text_alone(workspace):
     judge = create_judge(JudgeConfig(name="sharp", adapter="sharpness"))
     item = PairItem(item_id="i", prompt="a cat", task="t", perspective="quality", subcategory="s",
