@@ -29,8 +29,9 @@ defined, with `n` = the number of subcategories averaged.
   `n` = items run in both orders.
 - `ci_low`, `ci_high` (`acc_with_tie`, `acc_without_tie` only): 95 % interval over prompt clusters
   (`mjbench.stats.share_interval`; the method is `MetricsResult.interval_method`): items that share a
-  prompt (or a declared `cluster`) are not independent. Where every item is its own cluster it is the
-  Wilson score interval. Unlike a percentile bootstrap it has width at 0/n and n/n.
+  prompt (or a declared `cluster`) are not independent; a caption pair's prompt is only context, so caption
+  pairs (rows with `text0`) are their own clusters unless declared. Where every item is its own cluster it
+  is the Wilson score interval. Unlike a percentile bootstrap it has width at 0/n and n/n.
 - Ties from scores (`derive_pred`, where a record has scores but no `pred`): `tie` when
   `within(|s0 - s1|, threshold)`: the gap is at most the threshold, counting a gap that differs from a
   positive threshold only by float rounding as equal (0.8 - 0.7 = 0.10000000000000009 is a tie at 0.1).
@@ -263,7 +264,7 @@ def _prepare(records: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     if missing:
         raise DataError(f"records: missing required column(s): {', '.join(missing)}")
     df = records.reset_index(drop=True).copy()
-    for col in ("order", "group", "axes", "prompt", "cluster", "label_strength", "label_prob"):
+    for col in ("order", "group", "axes", "prompt", "cluster", "label_strength", "label_prob", "text0"):
         if col not in df.columns:
             df[col] = None
     for col in ("judge", "task", "perspective", "subcategory", "scale", "item_id"):
@@ -272,7 +273,10 @@ def _prepare(records: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     df["_order"] = df["order"].where(df["order"].isin(["01", "10"]), "").astype(str)
     # prompts are shared across tasks (the same text is the same prompt); declared clusters and items are not
     item = "item\x1f" + df["task"] + "\x1f" + df["item_id"]
-    prompt = df["prompt"].map(lambda v: None if _blank(v) else f"prompt\x1f{v}")
+    # a caption pair's prompt is optional context (e.g. "a cartoon from contest 660"), shared by every pair
+    # of the image, not the thing judged: its pairs are their own clusters unless the records declare one
+    prompt = [None if _blank(v) or not _blank(t) else f"prompt\x1f{v}" for v, t in zip(df["prompt"], df["text0"],
+                                                                                      strict=True)]
     declared = [None if _blank(c) else f"cluster\x1f{t}\x1f{c}" for t, c in zip(df["task"], df["cluster"],
                                                                                     strict=True)]
     df["_cluster"] = [d or p or i for d, p, i in zip(declared, prompt, item, strict=True)]

@@ -258,3 +258,17 @@ def test_an_embedding_scorer_encodes_the_shared_image_once_and_each_caption_once
     answers = judge.score([u.request for u in units.values()])
     assert [a.score for a in answers] == [3.0, 5.0, 7.0]
     assert sum(judge.images_encoded) == 1 and sorted(judge.texts_encoded) == ["fifteen", "one", "three"]
+
+
+def test_caption_pairs_sharing_a_context_prompt_are_their_own_clusters():
+    import pandas as pd
+
+    from mjbench.metrics import pairwise_verdicts
+
+    rows = [dict(judge="j", task="t", perspective="humor", subcategory="c", item_id=f"i{k}", scale="score",
+                 label="0", score_0=1.0, score_1=0.0, pred="0", status="ok", prompt="a cartoon from contest 1",
+                 text0=f"caption {k}", text1="other") for k in range(3)]
+    image_rows = [{**r, "text0": None, "text1": None, "task": "u"} for r in rows]
+    verdicts = pairwise_verdicts(pd.DataFrame(rows + image_rows))[0].set_index(["task", "item_id"])
+    assert verdicts.loc["t"].cluster.nunique() == 3  # caption pairs: one cluster each
+    assert verdicts.loc["u"].cluster.nunique() == 1  # image pairs for one prompt: one cluster
