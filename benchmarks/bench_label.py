@@ -31,20 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mjbench-quality"
-SUBSETS = [("human/captions_human.json", "human/examples_human"),
-           ("objects_indoor/captions_objects.json", "objects_indoor/examples_objects_indoor")]
-
-
-def real_pairs(root: Path, n: int) -> list[dict[str, str]]:
-    """Up to `n` pairs, alternating faces and objects: {caption, image0, image1} with absolute paths."""
-    lists = []
-    for captions, folder in SUBSETS:
-        rows = json.loads((root / captions).read_text())
-        lists.append([{"caption": r["caption"], "image0": str(root / folder / r["image_0"]),
-                       "image1": str(root / folder / r["image_1"])} for r in rows])
-    mixed = [row for group in zip(*lists, strict=False) for row in group]
-    return mixed[:n]
+from bench_decode import DATA, real_pairs  # the same real MJ-Bench quality pairs as the decoding benchmark
 
 
 def write_tasks(work: Path, pairs: list[dict[str, str]]) -> dict[str, Path]:

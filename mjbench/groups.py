@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mjbench.stats import CONFIDENCE, RESAMPLES, SEED, cluster_codes, rng_for, share_interval
+from mjbench.stats import CONFIDENCE, RESAMPLES, SEED, bootstrap_means, cluster_codes, rng_for, share_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -306,8 +306,9 @@ def group_details(records: pd.DataFrame, warnings: list[str], ndcg_k: int = NDCG
 # --- subsets -----------------------------------------------------------------------------------------------
 
 
-def _row(where: dict[str, Any], metric: str, value: float, n: int,
-         ci: tuple[float, float] = (_NAN, _NAN)) -> dict[str, Any]:
+def metric_row(where: dict[str, Any], metric: str, value: float, n: int,
+               ci: tuple[float, float] = (_NAN, _NAN)) -> dict[str, Any]:
+    """One row of metrics.csv (long format); `mjbench.metrics` writes its rows with it too."""
     return {**where, "metric": metric, "value": float(value), "n": int(n), "ci_low": ci[0], "ci_high": ci[1]}
 
 
@@ -324,16 +325,7 @@ def bootstrap_mean_interval(values: Any, clusters: Any = None, *, seed: int = SE
         return (_NAN, _NAN)
     totals = np.bincount(codes, weights=y, minlength=g)
     sizes = np.bincount(codes, minlength=g).astype(float)
-    rng = rng_for(seed, key)
-    chunk = max(1, 2_000_000 // g)
-    est = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, g, size=(stop - start, g))
-        est[start:stop] = totals[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(est, [alpha, 1 - alpha])
-    return (float(lo), float(hi))
+    return bootstrap_means(totals, sizes, rng_for(seed, key), resamples, confidence)
 
 
 def _subset_rows(where: dict[str, Any], g: pd.DataFrame, intervals: bool, seed: int,
@@ -356,21 +348,23 @@ def _subset_rows(where: dict[str, Any], g: pd.DataFrame, intervals: bool, seed: 
             else:
                 ci = bootstrap_mean_interval(counted[m].to_numpy(float), counted["cluster"].to_numpy(), seed=seed,
                                              key=key, resamples=resamples)
-        rows.append(_row(where, m, value, len(counted), ci))
-    rows.append(_row(where, GROUP_INVALID, float((~g["valid"]).mean()), len(g)))
+        rows.append(metric_row(where, m, value, len(counted), ci))
+    rows.append(metric_row(where, GROUP_INVALID, float((~g["valid"]).mean()), len(g)))
     return rows
 
 
-def _macro_rows(sub_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def macro_rows(sub_rows: list[dict[str, Any]], metrics: Any = None) -> list[dict[str, Any]]:
+    """ALL_MACRO: per judge, task, scale and perspective, the mean of the defined subcategory values of each
+    metric (of `metrics` only, where given); `mjbench.metrics` uses it for the pairwise metrics too."""
     values: dict[tuple[Any, ...], list[float]] = {}
     for r in sub_rows:
-        if r["subcategory"] != ALL:
+        if r["subcategory"] != ALL and (metrics is None or r["metric"] in metrics):
             values.setdefault((*(r[k] for k in _LEVEL), r["metric"]), []).append(r["value"])
     rows = []
     for key, vals in sorted(values.items()):
         defined = [v for v in vals if not math.isnan(v)]
         where = {**dict(zip(_LEVEL, key[:-1], strict=True)), "subcategory": ALL_MACRO}
-        rows.append(_row(where, key[-1], sum(defined) / len(defined) if defined else _NAN, len(defined)))
+        rows.append(metric_row(where, key[-1], sum(defined) / len(defined) if defined else _NAN, len(defined)))
     return rows
 
 
@@ -393,7 +387,7 @@ def group_metrics(records: pd.DataFrame, warnings: list[str], *, intervals: bool
         rows += _subset_rows({**where, "subcategory": ALL}, g, intervals, seed, resamples)
         _warn_undefined(where, g, warnings)
     rows = sub_rows + rows
-    rows += _macro_rows(sub_rows)
+    rows += macro_rows(sub_rows)
     return GroupResult(rows, details, int(ndcg_k))
 
 

@@ -31,14 +31,11 @@ class _Item(BaseModel):
         return v
 
 
-class PairItem(_Item):
-    """Two images for one prompt; `label` says which is better ("0", "1", "tie" or "both_bad");
-    optional graded (`label_strength`, negative = image0 preferred) and soft (`label_prob`, probability that
-    image0 is preferred) gold labels, copied into the records."""
+class _Compared(_Item):
+    """An item of two things compared (two images, or two texts for one image): `label` says which is better
+    ("0", "1", "tie" or "both_bad"), with optional graded (`label_strength`, negative = the first preferred)
+    and soft (`label_prob`, probability that the first is preferred) gold, copied into the records."""
 
-    kind: Literal["pair"] = "pair"
-    image0: ImageRef
-    image1: ImageRef
     label: Label | None
     label_strength: float | None = None
     label_prob: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -47,6 +44,16 @@ class PairItem(_Item):
     @classmethod
     def _label(cls, v: Any) -> str | None:
         return gold_label(v)
+
+
+class PairItem(_Compared):
+    """Two images for one prompt; `label` says which is better ("0", "1", "tie" or "both_bad");
+    optional graded (`label_strength`, negative = image0 preferred) and soft (`label_prob`, probability that
+    image0 is preferred) gold labels, copied into the records."""
+
+    kind: Literal["pair"] = "pair"
+    image0: ImageRef
+    image1: ImageRef
 
     @property
     def images(self) -> tuple[ImageRef, ImageRef]:
@@ -68,7 +75,7 @@ class BiasItem(_Item):
         return (self.image,)
 
 
-class CaptionPairItem(_Item):
+class CaptionPairItem(_Compared):
     """One image and two texts (e.g. two captions of a cartoon, two descriptions of a photo); `label` says
     which text is better ("0" = text0), with the same optional graded and soft gold as `PairItem`. `prompt`
     is optional context for the judge (e.g. the contest's instructions)."""
@@ -78,14 +85,6 @@ class CaptionPairItem(_Item):
     image: ImageRef
     text0: str
     text1: str
-    label: Label | None
-    label_strength: float | None = None
-    label_prob: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    @field_validator("label", mode="before")
-    @classmethod
-    def _label(cls, v: Any) -> str | None:
-        return gold_label(v)
 
     @field_validator("text0", "text1")
     @classmethod

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ConfigError, DataError, MjbenchError
 from mjbench.gold import gold_label_rows
-from mjbench.groups import NDCG_K, group_metrics, is_group_record
+from mjbench.groups import NDCG_K, group_metrics, is_group_record, macro_rows, metric_row
 from mjbench.labels import LABELS
 from mjbench.records import REQUIRED_COLUMNS
 from mjbench.stats import (
@@ -415,7 +415,7 @@ def _pairwise_rows(verdicts: pd.DataFrame, ordered: pd.DataFrame, intervals: boo
         if valid >= 2 and counts["ties"] == valid:
             warnings.append(f"{where['perspective']}: judge {where['judge']!r}, task {where['task']!r}, "
                             f"scale {where['scale']!r}: every valid verdict is a tie (constant scores?)")
-    rows += _macro_rows(rows)
+    rows += macro_rows(rows, PAIRWISE_MACRO_METRICS)
     return rows
 
 
@@ -458,11 +458,6 @@ def scale_study_table(scored: pd.DataFrame, intervals: bool, seed: int, resample
     return pd.DataFrame(rows, columns=list(SCALE_STUDY_COLUMNS))
 
 
-def _row(where: dict[str, Any], metric: str, value: float, n: int,
-         ci: tuple[float, float] = (_NAN, _NAN)) -> dict[str, Any]:
-    return {**where, "metric": metric, "value": float(value), "n": int(n), "ci_low": ci[0], "ci_high": ci[1]}
-
-
 def _ratio(k: float, n: float) -> float:
     return k / n if n else _NAN
 
@@ -476,36 +471,22 @@ def _count_rows(where: dict[str, Any], c: Any, cis: dict[str, tuple[float, float
     none = (_NAN, _NAN)
     if items:
         answered = items > c["invalid"]
-        rows.append(_row(where, "acc_with_tie", correct / items if answered else _NAN, items,
+        rows.append(metric_row(where, "acc_with_tie", correct / items if answered else _NAN, items,
                          cis.get("acc_with_tie", none) if answered else none))
-        rows.append(_row(where, "acc_without_tie", _ratio(correct, decided), decided,
+        rows.append(metric_row(where, "acc_without_tie", _ratio(correct, decided), decided,
                          cis.get("acc_without_tie", none) if decided else none))
-        rows.append(_row(where, "tie_rate", c["ties"] / items if answered else _NAN, items))
-        rows.append(_row(where, "invalid_rate", c["invalid"] / items, items))
+        rows.append(metric_row(where, "tie_rate", c["ties"] / items if answered else _NAN, items))
+        rows.append(metric_row(where, "invalid_rate", c["invalid"] / items, items))
     if items + gold:
-        rows.append(_row(where, "gold_tie_excluded", gold / (items + gold), gold))
+        rows.append(metric_row(where, "gold_tie_excluded", gold / (items + gold), gold))
     for order in ("01", "10"):
         if c[f"o{order}"]:
-            rows.append(_row(where, f"acc_with_tie_order{order}",
+            rows.append(metric_row(where, f"acc_with_tie_order{order}",
                              _ratio(c[f"o{order}_correct"], c[f"o{order}"]) if c[f"o{order}_valid"] else _NAN,
                              c[f"o{order}"]))
     if c["both"]:
-        rows.append(_row(where, "consistency", _ratio(c["agree"], c["both_valid"]), c["both_valid"]))
-        rows.append(_row(where, "both_orders_invalid_rate", c["both_invalid"] / c["both"], c["both"]))
-    return rows
-
-
-def _macro_rows(sub_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """ALL_MACRO: per perspective, the mean of the defined subcategory values of each metric."""
-    values: dict[tuple[Any, ...], list[float]] = {}
-    for r in sub_rows:
-        if r["subcategory"] != ALL and r["metric"] in PAIRWISE_MACRO_METRICS:
-            values.setdefault((*(r[k] for k in _LEVEL), r["metric"]), []).append(r["value"])
-    rows = []
-    for key, vals in sorted(values.items()):
-        defined = [v for v in vals if not math.isnan(v)]
-        where = {**dict(zip(_LEVEL, key[:-1], strict=True)), "subcategory": ALL_MACRO}
-        rows.append(_row(where, key[-1], sum(defined) / len(defined) if defined else _NAN, len(defined)))
+        rows.append(metric_row(where, "consistency", _ratio(c["agree"], c["both_valid"]), c["both_valid"]))
+        rows.append(metric_row(where, "both_orders_invalid_rate", c["both_invalid"] / c["both"], c["both"]))
     return rows
 
 
@@ -639,7 +620,7 @@ def _bias_rows(df: pd.DataFrame, normalization: str, tolerance: float, warnings:
                     v = np.array([item_vals[m][mask & grouped & (group_arr == x)][0]
                                   for x in sorted(set(group_arr[mask & grouped]))], dtype=float)
                 v = v[~np.isnan(v)]
-                rows.append(_row(sub, m, float(v.mean()) if len(v) else _NAN, len(v)))
-            rows.append(_row(sub, "invalid_rate", float((~valid[mask]).mean()), int(mask.sum())))
-        rows.append(_row({**where, "subcategory": OVERALL}, "bias_constant_scores", float(constant), n_valid))
+                rows.append(metric_row(sub, m, float(v.mean()) if len(v) else _NAN, len(v)))
+            rows.append(metric_row(sub, "invalid_rate", float((~valid[mask]).mean()), int(mask.sum())))
+        rows.append(metric_row({**where, "subcategory": OVERALL}, "bias_constant_scores", float(constant), n_valid))
     return rows, pd.DataFrame(groups, columns=list(BIAS_GROUP_COLUMNS))

@@ -130,7 +130,7 @@ def _t_ratio(n: int, g: int, confidence: float) -> float:
     return float(t.ppf(q, n - 1) / t.ppf(q, g - 1))
 
 
-def _bootstrap_means(totals: np.ndarray, sizes: np.ndarray, rng: np.random.Generator, resamples: int,
+def bootstrap_means(totals: np.ndarray, sizes: np.ndarray, rng: np.random.Generator, resamples: int,
                      confidence: float) -> tuple[float, float]:
     """Percentile interval of sum(totals) / sum(sizes) over clusters drawn with replacement (in chunks, so
     that memory stays bounded for many clusters)."""
@@ -164,7 +164,7 @@ def share_interval(correct: Any, clusters: Any = None, *, seed: int = SEED, key:
     if g >= 2:
         totals = np.bincount(codes, weights=y, minlength=g)
         sizes = np.bincount(codes, minlength=g).astype(float)
-        blo, bhi = _bootstrap_means(totals, sizes, rng_for(seed, key), resamples, confidence)
+        blo, bhi = bootstrap_means(totals, sizes, rng_for(seed, key), resamples, confidence)
         lo, hi = min(float(lo), blo), max(float(hi), bhi)
     return (float(lo), float(hi))
 
@@ -209,7 +209,7 @@ def diff_interval(correct_a: Any, correct_b: Any, clusters: Any = None, *, seed:
     if g < n and g >= 2:
         totals = np.bincount(codes, weights=delta, minlength=g)
         sizes = np.bincount(codes, minlength=g).astype(float)
-        blo, bhi = _bootstrap_means(totals, sizes, rng_for(seed, key), resamples, confidence)
+        blo, bhi = bootstrap_means(totals, sizes, rng_for(seed, key), resamples, confidence)
         lo, hi = min(lo, blo), max(hi, bhi)
     return (lo, hi)
 

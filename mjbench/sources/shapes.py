@@ -50,7 +50,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mjbench.config import SubcategorySpec, TaskConfig
-from mjbench.errors import ConfigError, DataError, ItemError
+from mjbench.errors import ConfigError, DataError
 from mjbench.images import ImageRef
 from mjbench.items import CaptionPairItem, GroupItem
 from mjbench.sources.base import LoadResult
@@ -62,12 +62,11 @@ from mjbench.sources.tabular import (
     _label,
     _missing,
     _number,
-    _one_line,
     _parse_info,
     _plain,
     _subcategory,
+    build_rows,
     image_from_cell,
-    passes_filter,
 )
 
 #: canonical field -> the columns tried, in order, when the task does not map it
@@ -123,7 +122,7 @@ def rows_to_shapes(task: TaskConfig, table: Table, opts: TabularOptions, where: 
         build: Callable[..., Any] = _caption_pair
     else:
         build = _group
-    return _rows(task, table, opts, where, cols, build)
+    return build_rows(task, table, opts, where, cols, build)
 
 
 def _columns(task: TaskConfig, table: Table, where: str, fields: dict[str, tuple[str, ...]],
@@ -163,47 +162,6 @@ def _with_subcategory(task: TaskConfig, cols: dict[str, str | None], where: str)
     if cols["subcategory"] is None:
         return task
     return task.model_copy(update={"subcategory": SubcategorySpec(column=cols["subcategory"])})
-
-
-def _rows(task: TaskConfig, table: Table, opts: TabularOptions, where: str, cols: dict[str, str | None],
-          build: Callable[..., Any]) -> LoadResult:
-    """The row loop shared by both shapes: filter, item ids, duplicates, and one problem line per bad row."""
-    for col in [*opts.filter, *opts.meta_columns]:
-        if col not in table.columns:
-            raise DataError(_missing(table.origin, col, "source.filter / source.meta_columns", table.columns))
-    items: list[Any] = []
-    problems: list[str] = []
-    dropped: dict[str, int] = {}
-    seen: set[str] = set()
-    filtered_out: dict[str, set[str]] = {col: set() for col in opts.filter}
-    rows = passed = 0
-    for index, row in enumerate(table.rows):
-        rows += 1
-        if not passes_filter(row, opts.filter):
-            for col, values in filtered_out.items():
-                if len(values) < 30:
-                    values.add(str(_plain(row.get(col))))
-            continue
-        passed += 1
-        raw_id = row.get(cols["item_id"]) if cols["item_id"] else None
-        item_id = f"{task.name}-{index}" if _empty(raw_id) else str(_plain(raw_id))
-        try:
-            if item_id in seen:
-                raise RowProblem("duplicate item_id; the later row is left out")
-            item = build(task, row, cols, opts, table, item_id, index)
-        except (ItemError, ValueError) as exc:
-            message = _one_line(exc)
-            problems.append(f"{where}: item {item_id} ({table.origin} row {index + 1}): {message}")
-            reason = getattr(exc, "reason", message)
-            dropped[reason] = dropped.get(reason, 0) + 1
-            continue
-        seen.add(item_id)
-        items.append(item)
-    if opts.filter and rows and not passed:
-        wanted = ", ".join(f"{col}={want!r}" for col, want in opts.filter.items())
-        present = "; ".join(f"{col}: {', '.join(sorted(v))}" for col, v in filtered_out.items())
-        raise DataError(f"{where}: source.filter: no row of {table.origin} has {wanted}; values there: {present}")
-    return LoadResult(items=items, problems=problems, dropped=dropped)
 
 
 def _common(task: TaskConfig, row: dict[str, Any], cols: dict[str, str | None], opts: TabularOptions,
@@ -289,17 +247,22 @@ def list_cell(value: Any) -> list[Any]:
     return [value]
 
 
+def _as_number(piece: Any) -> float:
+    """A list piece as a float; NaN for what is not a number (a bool is not one)."""
+    piece = _plain(piece)
+    try:
+        return math.nan if isinstance(piece, bool) else float(piece)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _numbers(value: Any, name: str, col: str | None, n: int) -> list[float] | None:
     pieces = list_cell(value)
     if not pieces:
         return None
     out = []
     for piece in pieces:
-        piece = _plain(piece)
-        try:
-            number = math.nan if isinstance(piece, bool) else float(piece)
-        except (TypeError, ValueError):
-            number = math.nan
+        piece, number = _plain(piece), _as_number(piece)
         if not math.isfinite(number):
             raise RowProblem(f"{name} (column {col!r}): {piece!r} is not a number", f"{name}: not a number")
         out.append(number)
@@ -315,11 +278,7 @@ def _indices(value: Any, col: str | None, n: int) -> list[int] | None:
         return None
     out = []
     for piece in pieces:
-        piece = _plain(piece)
-        try:
-            number = math.nan if isinstance(piece, bool) else float(piece)
-        except (TypeError, ValueError):
-            number = math.nan
+        piece, number = _plain(piece), _as_number(piece)
         if not (math.isfinite(number) and number.is_integer() and 0 <= number < n):
             raise RowProblem(f"gold_best (column {col!r}): {piece!r} is not a candidate index 0..{n - 1}",
                              "gold_best: not a candidate index")

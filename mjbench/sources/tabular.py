@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -146,11 +146,17 @@ def _missing(origin: str, col: str, why: str, columns: list[str]) -> str:
 
 
 def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: str) -> LoadResult:
-    cols = resolve_columns(task, table.columns, table.origin, where)
+    return build_rows(task, table, opts, where, resolve_columns(task, table.columns, table.origin, where), _build)
+
+
+def build_rows(task: TaskConfig, table: Table, opts: TabularOptions, where: str, cols: dict[str, str | None],
+               build: Callable[..., Any]) -> LoadResult:
+    """The row loop of every tabular shape: filter, item ids, duplicates, and one problem line per bad row
+    (counted by reason). `build(task, row, cols, opts, table, item_id, index)` makes one item or raises."""
     for col in [*opts.filter, *opts.meta_columns]:
         if col not in table.columns:
             raise DataError(_missing(table.origin, col, "source.filter / source.meta_columns", table.columns))
-    items: list[PairItem | BiasItem] = []
+    items: list[Any] = []
     problems: list[str] = []
     dropped: dict[str, int] = {}
     seen: set[str] = set()
@@ -165,11 +171,11 @@ def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: s
             continue
         passed += 1
         raw_id = row.get(cols["item_id"]) if cols["item_id"] else None
-        item_id = f"{task.name}-{index}" if _empty(raw_id) else str(raw_id)
+        item_id = f"{task.name}-{index}" if _empty(raw_id) else str(_plain(raw_id))
         try:
             if item_id in seen:
                 raise RowProblem("duplicate item_id; the later row is left out")
-            item = _build(task, row, cols, opts, table, item_id, index)
+            item = build(task, row, cols, opts, table, item_id, index)
         except (ItemError, ValueError) as exc:
             message = _one_line(exc)
             problems.append(f"{where}: item {item_id} ({table.origin} row {index + 1}): {message}")
