@@ -283,6 +283,11 @@ def _plan_judge(
     if skipped_single:
         log.warning("judge %s compares pairs only: %d single-image (bias) requests skipped, no bias metrics",
                     cfg.name, skipped_single)
+    text_rated = sum(1 for u in units.values() if isinstance(u.request, ScoreRequest) and u.request.rates == "text")
+    if text_rated and getattr(judge, "text_mode", None) == "none":
+        log.warning("judge %s rates images without reading any text: its %d ratings of texts (captions) give every "
+                    "text of an image the same score, so its caption pairs are ties and its text groups constant",
+                    cfg.name, text_rated)
     return units, planned
 
 

@@ -272,3 +272,10 @@ def test_caption_pairs_sharing_a_context_prompt_are_their_own_clusters():
     verdicts = pairwise_verdicts(pd.DataFrame(rows + image_rows))[0].set_index(["task", "item_id"])
     assert verdicts.loc["t"].cluster.nunique() == 3  # caption pairs: one cluster each
     assert verdicts.loc["u"].cluster.nunique() == 1  # image pairs for one prompt: one cluster
+
+
+def test_an_image_only_judge_on_texts_is_warned_about(workspace, caplog):
+    with caplog.at_level("WARNING", logger="mjbench"):
+        result = _run(workspace, ["cap"], ["sharpness"])
+    assert "judge sharpness rates images without reading any text" in caplog.text
+    assert set(result.records.pred) == {"tie"}
