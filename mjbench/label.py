@@ -135,6 +135,11 @@ def _sets(items_by_task: dict[str, list[Any]]) -> dict[tuple[str, str], _Set]:
     return sets
 
 
+def _judge_of(member: str) -> str:
+    """The judge behind a jury member's name: `judge`, `judge:aspect`, `judge@scale` or `judge:aspect@scale`."""
+    return member.split("@")[0].partition(":")[0]
+
+
 def _asked_judges(spec: LabelSpec) -> set[str]:
     """The names of the judges the user asked for (a YAML path: the name inside it). A jury's members that were
     run only for it are not among them: the jury speaks for them."""
@@ -151,7 +156,7 @@ def _member_scores(records: list[Record], judges: set[str] | None = None,
     set-level score per image, and read as single mode. `judges`: only these judges' records (records of
     `judge:aspect` count as the judge's); None: every record."""
     if judges is not None:
-        records = [r for r in records if r.judge.partition(":")[0] in judges]
+        records = [r for r in records if _judge_of(r.judge) in judges]
     scales: dict[str, set[str]] = {}
     for r in records:
         scales.setdefault(r.judge, set()).add(r.scale)
@@ -278,7 +283,7 @@ def write_preferences(folder: Path, records: list[Record], items_by_task: dict[s
         row["chosen"] = _reference(row["chosen"], folder)
         row["rejected"] = _reference(row["rejected"], folder)
         row["images"] = [row["chosen"], row["rejected"]]
-        row.update(judges=members, judge_identities=[identities[m.split("@")[0].split(":")[0]] for m in members],
+        row.update(judges=members, judge_identities=[identities[_judge_of(m)] for m in members],
                    jury=spec.jury, policy=spec.policy, revision=run_info.get("git_revision") or "unknown")
         if accuracy is not None:
             row["judge_accuracy"] = json.dumps(accuracy, sort_keys=True)
