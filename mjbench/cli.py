@@ -42,6 +42,8 @@ CalibrateOpt = Annotated[list[str] | None, typer.Option(help=(
 AspectsOpt = Annotated[list[str] | None, typer.Option(help=(
     "Ask VLM judges once per aspect (prompt_following, aesthetic, fidelity, harmlessness; comma-separated), "
     "each with its own criteria; their records are named JUDGE:ASPECT. Scorers give their one score."))]
+NdcgOpt = Annotated[int, typer.Option(min=1, help=(
+    "Groups of candidates: the k of ndcg_at_k (capped at each group's size)."))]
 BIAS_NORMALIZATIONS = ("minmax", "scale", "none")
 BIAS_AVERAGES = ("items", "groups")
 
@@ -149,6 +151,7 @@ def run(
     gallery_max: Annotated[int, typer.Option(min=0, help=(
         "Failure gallery in the HTML reports: at most this many items per judge, scale and subcategory."))] = 12,
     aspects: AspectsOpt = None,
+    ndcg_k: NdcgOpt = 10,
 ) -> None:
     """Run judges over tasks and write a run directory. With no arguments: the embedded synthetic suite
     with the offline judges, on the CPU. Re-running the same command resumes from the store: finished
@@ -175,7 +178,7 @@ def run(
         bias_average=bias_average, calibrate_on=_calibration(calibrate_on),
         records_format=records_format, device=device, quiet=quiet, force=force, hub_mirror=hub_mirror,
         shard=parse_shard(shard) if shard else None, engine=engine, ray_actors=ray_actors,
-        gallery_max=gallery_max, aspects=tuple(_split(aspects) or ()),
+        gallery_max=gallery_max, aspects=tuple(_split(aspects) or ()), ndcg_k=ndcg_k,
     )
     try:
         result = run_benchmark(spec)
@@ -217,6 +220,7 @@ def merge(
         "Failure gallery in the HTML reports: at most this many items per judge, scale and subcategory."))] = 12,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and summary only.")] = False,
     force: ForceOpt = False,
+    ndcg_k: NdcgOpt = 10,
 ) -> None:
     """Merge the stores of a sharded run (`run --shard I/N`) into the run's store and write its run directory
     (records, metrics, leaderboards, reports) through the same code as `run`: give it the options the shards
@@ -238,7 +242,7 @@ def merge(
         store=store, tie_threshold=tie_threshold, bias_normalization=bias_normalization,
         bias_average=bias_average, calibrate_on=_calibration(calibrate_on),
         records_format=records_format, quiet=True, force=force, merge_from=stores, hub_mirror=hub_mirror,
-        gallery_max=gallery_max,
+        gallery_max=gallery_max, ndcg_k=ndcg_k,
     )
     result = run_benchmark(spec)
     _summary(result.out_dir, result.metrics)
@@ -383,6 +387,7 @@ def aggregate(
     bias_average: BiasAverageOpt = "items",
     calibrate_on: CalibrateOpt = None,
     force: ForceOpt = False,
+    ndcg_k: NdcgOpt = 10,
 ) -> None:
     """Recompute every table from records files, whoever produced them. Refuses to write into the run
     directory of a `mjbench run` unless --force; the tables are swapped in only once all are written."""
@@ -396,10 +401,10 @@ def aggregate(
     calibration = _calibration(calibrate_on)
     frame = read_records(records)
     metrics = compute_metrics(frame, tie_threshold=tie_threshold, bias_normalization=bias_normalization,
-                              bias_average=bias_average, calibrate_on=calibration)
+                              bias_average=bias_average, calibrate_on=calibration, ndcg_k=ndcg_k)
     info = {"command": "aggregate", "records": [str(p) for p in records], "tie_threshold": tie_threshold,
             "bias_normalization": bias_normalization, "bias_average": bias_average,
-            "calibrate_on": calibration, "counts": {"records": len(frame)},
+            "calibrate_on": calibration, "ndcg_k": ndcg_k, "counts": {"records": len(frame)},
             "intervals": metrics.interval_info}
 
     def write(folder: Path) -> None:

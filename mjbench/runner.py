@@ -79,6 +79,7 @@ class RunSpec:
     #: ask judges whose prompt uses the perspective (VLMs) once per aspect (mjbench.prompts.aspects());
     #: their records are named `judge:aspect`. Other judges give their one score.
     aspects: Sequence[str] = ()
+    ndcg_k: int = 10  # groups of candidates: the k of ndcg_at_k (mjbench.groups)
     ray_actors: int | None = None  # cap on the Ray actor pool (default: one per GPU, or per CPU)
     #: another command's outputs from the same judging (`mjbench label`): write_outputs(folder, records,
     #: items_by_task, run_info) replaces the benchmark's records, metrics and reports, owning output_names
@@ -748,7 +749,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
             "requested": spec.requested(),
             "seed": spec.seed, "limit": spec.limit, "tie_threshold": spec.tie_threshold,
             "bias_normalization": spec.bias_normalization, "bias_average": spec.bias_average,
-            "calibrate_on": dict(spec.calibrate_on),
+            "calibrate_on": dict(spec.calibrate_on), "ndcg_k": spec.ndcg_k,
             "hub_mirror": str(spec.hub_mirror) if spec.hub_mirror else None,
             "records": None if spec.shard else f"records.{spec.records_format}",
             "store": str(spec.store or "store.sqlite"),
@@ -782,7 +783,8 @@ def run_benchmark(spec: RunSpec) -> RunResult:
             frame = read_records([records_path]) if records else records_frame([])
             metrics = compute_metrics(frame, tie_threshold=spec.tie_threshold or 0.0,
                                       bias_normalization=spec.bias_normalization, seed=spec.seed,
-                                      bias_average=spec.bias_average, calibrate_on=spec.calibrate_on)
+                                      bias_average=spec.bias_average, calibrate_on=spec.calibrate_on,
+                                      ndcg_k=spec.ndcg_k)
             run_info["intervals"] = metrics.interval_info
             images = {(t, it.item_id): it.images for t, items in items_by_task.items() for it in items}
             write_run_outputs(folder, frame, metrics, run_info,

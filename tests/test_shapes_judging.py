@@ -279,3 +279,30 @@ def test_an_image_only_judge_on_texts_is_warned_about(workspace, caplog):
         result = _run(workspace, ["cap"], ["sharpness"])
     assert "judge sharpness rates images without reading any text" in caplog.text
     assert set(result.records.pred) == {"tie"}
+
+
+def test_ndcg_k_is_an_aggregate_option_recorded_in_run_json(tmp_path):
+    import json
+    import math
+
+    import pandas as pd
+
+    from typer.testing import CliRunner
+
+    from mjbench.cli import app
+
+    rows = [dict(judge="j", task="t", perspective="humor", subcategory="c", item_id="g", scale="score", label=None,
+                 score_0=s, score_1=None, pred=None, status="ok", candidate=str(i), gold_score=g)
+            for i, (s, g) in enumerate([(0.1, 3.0), (0.9, 2.0), (0.5, 1.0)])]
+    pd.DataFrame(rows).to_csv(tmp_path / "groups.csv", index=False)
+    found = {}
+    for k in (1, 10):
+        out = tmp_path / f"k{k}"
+        res = CliRunner().invoke(app, ["aggregate", str(tmp_path / "groups.csv"), "--out", str(out), "--ndcg-k", str(k)])
+        assert res.exit_code == 0, res.output
+        assert json.loads((out / "run.json").read_text())["ndcg_k"] == k
+        m = pd.read_csv(out / "metrics.csv")
+        found[k] = m[(m.metric == "ndcg_at_k") & (m.subcategory == "ALL")].value.item()
+    # judge order: candidate 1 (gain 1), 2 (gain 0), 0 (gain 2); ideal: 2, 1, 0
+    assert found[1] == pytest.approx(1 / 2)
+    assert found[10] == pytest.approx((1 + 0 + 2 / 2) / (2 + 1 / math.log2(3)))
