@@ -286,7 +286,6 @@ def test_ndcg_k_is_an_aggregate_option_recorded_in_run_json(tmp_path):
     import math
 
     import pandas as pd
-
     from typer.testing import CliRunner
 
     from mjbench.cli import app
