@@ -458,7 +458,7 @@ def tasks_list(include_path: IncludeOpt = None, hub_mirror: HubMirrorOpt = None)
 
 
 def _describe_source(source: dict[str, Any]) -> str:
-    detail = source.get("repo") or source.get("path") or ""
+    detail = source.get("repo") or source.get("path") or source.get("root") or ""
     return f"{source['type']}: {detail}" if detail else source["type"]
 
 
