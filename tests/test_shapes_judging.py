@@ -103,6 +103,8 @@ def test_caption_pairs_rate_each_text_for_the_one_image(workspace):
     acc = result.metrics.metrics
     row = acc[(acc.metric == "acc_with_tie") & (acc.subcategory == "ALL") & (acc.judge == "len")]
     assert row.value.iloc[0] == pytest.approx(0.5)
+    page = (result.out_dir / "reports" / "humor.html").read_text()  # the failure gallery shows the texts
+    assert "text0: short" in page and "text1: a much longer caption" in page and "figcaption>image<" in page
 
 
 def test_caption_pairs_in_pair_mode_show_both_orders(workspace):

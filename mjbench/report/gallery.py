@@ -74,6 +74,7 @@ class Entry:
     verdict: str  # the combined verdict, or `invalid`
     thumbs: list[Thumb]
     answers: list[Verdict]
+    texts: list[str] = field(default_factory=list)  # a caption pair's text0 and text1 (score 0 is text0's)
 
 
 @dataclass
@@ -206,11 +207,12 @@ def build_gallery(records: pd.DataFrame | None, perspective: str, thumbs: Thumbn
             shown = []
             for _, _, _, task, item_id, verdict, label in items[:cap]:
                 rows = sorted(answers[(judge, scale, task, item_id)], key=lambda x: _text(x.get("order")))
-                single = perspective == BIAS and rows[0].get("label") is None
+                texts = [_text(rows[0].get("text0")), _text(rows[0].get("text1"))]
+                single = (perspective == BIAS and rows[0].get("label") is None) or any(texts)
                 captions = ("image",) if single else ("image0", "image1")
                 prompt = next((_text(x.get("prompt")) for x in rows if _text(x.get("prompt"))), "")
                 shown.append(Entry(task, item_id, prompt, label, verdict, thumbs.get(task, item_id, captions),
-                                   [_answer(x) for x in rows]))
+                                   [_answer(x) for x in rows], texts if any(texts) else []))
             jg.subs.append(SubGallery(sub, len(items), shown))
             jg.total += len(items)
         out.append(jg)
