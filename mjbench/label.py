@@ -276,7 +276,7 @@ def write_preferences(folder: Path, records: list[Record], items_by_task: dict[s
 
     write_records(records, folder / "records.jsonl")
     rows, dropped, members = select_pairs(records, items_by_task, spec)
-    identities = {name: content_key(cfg) for name, cfg in run_info["judges"].items()}
+    identities = run_info["judge_identities"]  # the hashes that key each judge's answers in the store
     refs: dict[str, Any] = {}  # image hash -> ImageRef: the report's gallery reads its pixels
     for row in rows:
         refs[row["chosen_hash"]], refs[row["rejected_hash"]] = row["chosen"], row["rejected"]

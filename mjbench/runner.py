@@ -670,6 +670,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         timings: dict[str, dict[str, float]] = {}  # per judge: model set-up and judging wall time
         computed = reused = 0
         answered: list[_Unit] = []  # every unit sent to a judge in this run
+        identities: dict[str, str] = {}  # judge -> the hash of its identity, which keys its answers in the store
         try:
             with _Progress(spec.quiet) as progress:
                 for cfg in judge_cfgs:
@@ -680,7 +681,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
                         log.warning("judge %s: none of its scales (%s) was asked for; skipped",
                                     cfg.name, ", ".join(cfg.scales))
                         continue
-                    judge_id = content_key(judge.identity())
+                    judge_id = identities[cfg.name] = content_key(judge.identity())
                     units, planned = _plan_judge(judge, judge_id, items_by_task, scales[cfg.name], spec.seed,
                                                  {t.name: tuple(t.labels) for t in tasks if t.labels}, spec.aspects,
                                                  {t.name: tuple(t.aspects) for t in tasks if t.aspects})
@@ -738,6 +739,10 @@ def run_benchmark(spec: RunSpec) -> RunResult:
         if judge_failures and not computed and not reused:
             raise ConfigError("no judge could run, nothing was judged: " + "; ".join(
                 f"judge {name}: {why}" for name, why in judge_failures.items()))
+        for cfg in judge_cfgs:  # a jury's identity holds its members' (mjbench.adapters.jury)
+            if is_jury(cfg) and cfg.name in judges:
+                judges[cfg.name].catalog = catalog  # type: ignore[attr-defined]
+                identities[cfg.name] = content_key(judges[cfg.name].identity())
         records = add_jury_records([c for c in judge_cfgs if c.name in judges], records,
                                    tie_threshold=spec.tie_threshold,
                                    set_tasks={t.name for t in tasks if t.kind == "candidates"})
@@ -746,6 +751,7 @@ def run_benchmark(spec: RunSpec) -> RunResult:
             "command": spec.command,
             "tasks": {t.name: t.model_dump(mode="json") for t in tasks},
             "judges": {c.name: c.model_dump(mode="json") for c in judge_cfgs},
+            "judge_identities": identities,
             "requested": spec.requested(),
             "seed": spec.seed, "limit": spec.limit, "tie_threshold": spec.tie_threshold,
             "bias_normalization": spec.bias_normalization, "bias_average": spec.bias_average,

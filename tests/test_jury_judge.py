@@ -45,6 +45,7 @@ def test_jury_run_end_to_end(tmp_path: Path) -> None:
     assert len(mine) == n_items  # one row per item (and scale): no orders
     info = json.loads((out / "run.json").read_text())
     assert "jury-offline" in info["judges"]
+    assert set(info["judge_identities"]) == {*MEMBERS, "jury-offline"}  # the hashes keying their answers
 
     again = invoke_cli("run", "--judges", "jury-offline", "--limit", "3", "--out", str(out), "-q")
     assert again.exit_code == 0, again.output  # resumes from the store; the jury is never asked
@@ -120,3 +121,24 @@ def test_jury_labels_candidate_sets(tmp_path: Path) -> None:
             per_image.setdefault((set_id, i), set()).add(r.score_0)
             per_image.setdefault((set_id, j), set()).add(r.score_1)
     assert all(len(v) == 1 for v in per_image.values())
+
+
+def test_a_jury_identity_changes_with_a_member_identity(tmp_path: Path) -> None:
+    """A dataset labelled by a jury records an identity that moves when a member's weights or options do."""
+    from mjbench.adapters.base import create_judge
+    from mjbench.catalog import Catalog
+    from mjbench.store import content_key
+
+    (tmp_path / "judges").mkdir()
+    (tmp_path / "judges" / "j.yaml").write_text(
+        "name: j\nadapter: jury\noptions: {members: [sharpness, my-random], method: vote}\n")
+    ids = []
+    for seed in (0, 1):
+        (tmp_path / "judges" / "my-random.yaml").write_text(
+            f"name: my-random\nadapter: random\noptions: {{seed: {seed}}}\n")
+        catalog = Catalog([tmp_path])
+        jury = create_judge(catalog.judge("j"))
+        jury.catalog = catalog
+        ids.append(content_key(jury.identity()))
+    assert ids[0] != ids[1]
+
