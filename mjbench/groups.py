@@ -58,6 +58,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mjbench.errors import DataError
+from mjbench.records import is_blank, read_flag
 from mjbench.stats import CONFIDENCE, RESAMPLES, SEED, bootstrap_means, cluster_codes, rng_for, share_interval
 
 if TYPE_CHECKING:
@@ -101,21 +103,7 @@ def is_group_record(records: pd.DataFrame) -> Any:
     """Boolean mask of the group rows (`candidate` set) of a records frame; all False without the column."""
     if "candidate" not in records.columns:
         return np.zeros(len(records), dtype=bool)
-    return records["candidate"].map(lambda v: not _blank(v)).to_numpy(dtype=bool)
-
-
-def _blank(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
-
-
-def _flag(v: Any) -> bool | None:
-    """gold_best as read (True/False/None), also from text (`true`/`1`/`false`/`0`) in frames not read by
-    `mjbench.records.read_records`."""
-    if _blank(v):
-        return None
-    if isinstance(v, str):
-        return v.strip().lower() in ("true", "1", "1.0", "yes")
-    return bool(v)
+    return records["candidate"].map(lambda v: not is_blank(v)).to_numpy(dtype=bool)
 
 
 # --- one group -----------------------------------------------------------------------------------------
@@ -231,7 +219,10 @@ def group_details(records: pd.DataFrame, warnings: list[str], ndcg_k: int = NDCG
     df["status"] = _column(df, "status").where(_column(df, "status").notna(), "ok")
     for col in ("score_0", "gold_score", "gold_rank"):
         df[col] = pd.to_numeric(_column(df, col), errors="coerce").astype(float)
-    df["gold_best"] = _column(df, "gold_best").map(_flag)
+    try:  # the records reader has read it already; a frame built by hand is held to the same rule
+        df["gold_best"] = _column(df, "gold_best").map(read_flag)
+    except ValueError as exc:
+        raise DataError(f"records: column gold_best: {exc}") from None
     dup = df.duplicated(GROUP_KEY + ["candidate"], keep="last")
     if dup.any():
         warnings.append(f"records: {int(dup.sum())} duplicate group record(s) of the same judge, task, item, "
@@ -239,7 +230,7 @@ def group_details(records: pd.DataFrame, warnings: list[str], ndcg_k: int = NDCG
         df = df[~dup]
     cluster = _column(df, "cluster")
     prompt = _column(df, "prompt")
-    df["_cluster"] = [f"cluster\x1f{t}\x1f{c}" if not _blank(c) else f"prompt\x1f{p}" if not _blank(p)
+    df["_cluster"] = [f"cluster\x1f{t}\x1f{c}" if not is_blank(c) else f"prompt\x1f{p}" if not is_blank(p)
                       else f"item\x1f{t}\x1f{i}"
                       for t, c, p, i in zip(df["task"], cluster, prompt, df["item_id"], strict=True)]
 

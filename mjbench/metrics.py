@@ -69,7 +69,7 @@ from mjbench.errors import ConfigError, DataError, MjbenchError
 from mjbench.gold import gold_label_rows
 from mjbench.groups import NDCG_K, group_metrics, is_group_record, macro_rows, metric_row
 from mjbench.labels import LABELS
-from mjbench.records import REQUIRED_COLUMNS
+from mjbench.records import REQUIRED_COLUMNS, is_blank
 from mjbench.stats import (
     CONFIDENCE,
     INTERVAL_METHOD,
@@ -275,9 +275,9 @@ def _prepare(records: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     item = "item\x1f" + df["task"] + "\x1f" + df["item_id"]
     # a caption pair's prompt is optional context (e.g. "a cartoon from contest 660"), shared by every pair
     # of the image, not the thing judged: its pairs are their own clusters unless the records declare one
-    prompt = [None if _blank(v) or not _blank(t) else f"prompt\x1f{v}" for v, t in zip(df["prompt"], df["text0"],
+    prompt = [None if is_blank(v) or not is_blank(t) else f"prompt\x1f{v}" for v, t in zip(df["prompt"], df["text0"],
                                                                                       strict=True)]
-    declared = [None if _blank(c) else f"cluster\x1f{t}\x1f{c}" for t, c in zip(df["task"], df["cluster"],
+    declared = [None if is_blank(c) else f"cluster\x1f{t}\x1f{c}" for t, c in zip(df["task"], df["cluster"],
                                                                                     strict=True)]
     df["_cluster"] = [d or p or i for d, p, i in zip(declared, prompt, item, strict=True)]
 
@@ -287,10 +287,6 @@ def _prepare(records: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
                         "and order; the last of each is used")
         df = df[~dup]
     return df
-
-
-def _blank(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
 # --- pairwise ------------------------------------------------------------------------------------------

@@ -228,7 +228,7 @@ def _normalise(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         row = int(outside.to_numpy().argmax())
         raise DataError(f"{path}: row {row + 1}: column label_prob: {float(columns['label_prob'][row])!r} is not a "
                         "probability in [0, 1]")
-    columns["gold_best"] = column("gold_best", _flag)
+    columns["gold_best"] = column("gold_best", read_flag)
     columns["status"] = column("status", _status)
     columns["order"] = column("order", _order)
     # distinct values share one list object: each row gets its own copy
@@ -275,7 +275,8 @@ def _values(df: pd.DataFrame, col: str) -> list[Any]:
     return df[col].tolist() if col in df.columns else [None] * len(df)
 
 
-def _missing(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """None, NaN or blank text: no value (every reader of record columns uses this one test)."""
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -318,7 +319,7 @@ def _number_column(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
             pass  # the loop below names the row and value
     out = []
     for row, value in enumerate(_values(df, col), start=1):
-        if _missing(value):
+        if is_blank(value):
             out.append(math.nan)
             continue
         try:
@@ -333,9 +334,9 @@ def _number_column(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
 _FLAGS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
 
 
-def _flag(value: Any) -> bool | None:
+def read_flag(value: Any) -> bool | None:
     """A yes/no column (`gold_best`): true/false/1/0 in any format, None where missing."""
-    if _missing(value):
+    if is_blank(value):
         return None
     if isinstance(value, bool):
         return value
@@ -346,7 +347,7 @@ def _flag(value: Any) -> bool | None:
 
 
 def _status(value: Any) -> str:
-    if _missing(value):
+    if is_blank(value):
         return "ok"
     text = str(value).strip()
     if text not in STATUSES:
@@ -356,7 +357,7 @@ def _status(value: Any) -> str:
 
 def _order(value: Any) -> str | None:
     """"01" or "10" from any spelling a reader may give (1, 1.0, "1", "01", 10, 10.0, "10"); else an error."""
-    if _missing(value):
+    if is_blank(value):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
         value = str(int(value))
