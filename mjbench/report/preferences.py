@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mjbench.errors import ItemError
-from mjbench.report.gallery import Thumb, thumbnail
+from mjbench.report.gallery import Thumb, _text, thumbnail
 from mjbench.report.plots import Plot, _figure, _render, color
 from mjbench.report.tables import Table, md_block, md_cell, missing
 
@@ -282,10 +282,6 @@ class _Thumbs:
                     self.cache[digest] = Thumb(caption, css, uri, w, h)
         t = self.cache[digest]
         return Thumb(caption, t.css, t.uri, t.width, t.height, t.why)
-
-
-def _text(v: Any) -> str:
-    return "" if missing(v) else str(v)
 
 
 def lowest_agreement(frame: pd.DataFrame, cap: int) -> pd.DataFrame:
