@@ -185,3 +185,17 @@ def test_run_refuses_unlabelled_candidates(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"task cands holds unlabelled candidates.*mjbench label"):
         run_benchmark(RunSpec(tasks=[str(task)], judges=["random"], out=tmp_path / "r", quiet=True))
     assert not (tmp_path / "r" / "records.jsonl").exists()
+
+
+def test_a_candidate_filter_that_matches_no_row_is_an_error_as_for_every_tabular_task(tmp_path: Path) -> None:
+    from mjbench.config import load_task_file
+    from mjbench.errors import DataError
+    from mjbench.sources import load_task
+
+    _sets(tmp_path)
+    (tmp_path / "filtered.yaml").write_text(
+        "name: filtered\nkind: candidates\nperspective: quality\n"
+        "source: {type: table, path: cands.jsonl, filter: {group_id: g9}}\n")
+    with pytest.raises(DataError, match=r"source.filter: no row of .*cands.jsonl has group_id='g9'; values there: "
+                                        r"group_id: g0, g1"):
+        load_task(load_task_file(tmp_path / "filtered.yaml"))

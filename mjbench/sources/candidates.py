@@ -27,7 +27,7 @@ from itertools import combinations
 from typing import Any
 
 from mjbench.config import TaskConfig
-from mjbench.errors import ConfigError, DataError, ItemError
+from mjbench.errors import ConfigError, DataError
 from mjbench.items import PairItem
 from mjbench.sources.base import LoadResult
 from mjbench.sources.tabular import (
@@ -36,11 +36,10 @@ from mjbench.sources.tabular import (
     TabularOptions,
     _empty,
     _missing,
-    _one_line,
     _plain,
     _subcategory,
+    build_rows,
     image_from_cell,
-    passes_filter,
 )
 
 #: canonical field -> the columns tried, in order, when the task does not map it
@@ -84,44 +83,28 @@ def _image_cells(value: Any) -> list[Any]:
 
 def rows_to_candidates(task: TaskConfig, table: Table, opts: TabularOptions, where: str) -> LoadResult:
     """One candidate set per row, loaded as its unordered pairs (see the module docstring)."""
-    cols = _columns(task, table, where)
-    items: list[PairItem] = []
-    problems: list[str] = []
-    dropped: dict[str, int] = {}
-    seen: set[str] = set()
-    for index, row in enumerate(table.rows):
-        if not passes_filter(row, opts.filter):
-            continue
-        raw_id = row.get(cols["item_id"]) if cols["item_id"] else None
-        set_id = f"{task.name}-{index}" if _empty(raw_id) else str(raw_id)
-        try:
-            if set_id in seen:
-                raise RowProblem("duplicate item_id; the later row is left out")
-            prompt = row.get(cols["prompt"])  # type: ignore[arg-type]
-            if _empty(prompt):
-                raise RowProblem(f"empty prompt (column {cols['prompt']!r})", "empty prompt")
-            cells = _image_cells(row.get(cols["images"]))  # type: ignore[arg-type]
-            if len(cells) < 2:
-                raise RowProblem(f"{len(cells)} image(s) in column {cols['images']!r}; a candidate set needs "
-                                 "two or more", "fewer than two images")
-            refs = [image_from_cell(c, table.base_dir, opts.allow_outside_paths, f"{set_id}/images[{k}]")
-                    for k, c in enumerate(cells)]
-            group = row.get(cols["group_id"]) if cols["group_id"] else None
-            meta = {"set": set_id, "n": len(refs), "row": index, "source": table.origin,
-                    "group_id": None if _empty(group) else str(_plain(group))}
-            for col in opts.meta_columns:
-                meta[col] = _plain(row.get(col))
-            subcategory = _subcategory(task, row, None)
-            pairs = [PairItem(item_id=f"{set_id}/{i}-{j}", prompt=str(prompt), task=task.name,
-                              perspective=task.perspective, subcategory=subcategory,
-                              meta={**meta, "pair": [i, j]}, image0=refs[i], image1=refs[j], label=None)
-                     for i, j in combinations(range(len(refs)), 2)]
-        except (ItemError, ValueError) as exc:
-            message = _one_line(exc)
-            problems.append(f"{where}: item {set_id} ({table.origin} row {index + 1}): {message}")
-            reason = getattr(exc, "reason", message)
-            dropped[reason] = dropped.get(reason, 0) + 1
-            continue
-        seen.add(set_id)
-        items.extend(pairs)
-    return LoadResult(items=items, problems=problems, dropped=dropped)  # type: ignore[arg-type]
+    return build_rows(task, table, opts, where, _columns(task, table, where), _candidate_pairs)
+
+
+def _candidate_pairs(task: TaskConfig, row: dict[str, Any], cols: dict[str, str | None], opts: TabularOptions,
+                     table: Table, set_id: str, index: int) -> list[PairItem]:
+    """One row's candidate set as its unordered pairs, or a RowProblem."""
+    prompt = row.get(cols["prompt"])  # type: ignore[arg-type]
+    if _empty(prompt):
+        raise RowProblem(f"empty prompt (column {cols['prompt']!r})", "empty prompt")
+    cells = _image_cells(row.get(cols["images"]))  # type: ignore[arg-type]
+    if len(cells) < 2:
+        raise RowProblem(f"{len(cells)} image(s) in column {cols['images']!r}; a candidate set needs "
+                         "two or more", "fewer than two images")
+    refs = [image_from_cell(c, table.base_dir, opts.allow_outside_paths, f"{set_id}/images[{k}]")
+            for k, c in enumerate(cells)]
+    group = row.get(cols["group_id"]) if cols["group_id"] else None
+    meta = {"set": set_id, "n": len(refs), "row": index, "source": table.origin,
+            "group_id": None if _empty(group) else str(_plain(group))}
+    for col in opts.meta_columns:
+        meta[col] = _plain(row.get(col))
+    subcategory = _subcategory(task, row, None)
+    return [PairItem(item_id=f"{set_id}/{i}-{j}", prompt=str(prompt), task=task.name,
+                     perspective=task.perspective, subcategory=subcategory,
+                     meta={**meta, "pair": [i, j]}, image0=refs[i], image1=refs[j], label=None)
+            for i, j in combinations(range(len(refs)), 2)]

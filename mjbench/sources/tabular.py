@@ -152,7 +152,8 @@ def rows_to_items(task: TaskConfig, table: Table, opts: TabularOptions, where: s
 def build_rows(task: TaskConfig, table: Table, opts: TabularOptions, where: str, cols: dict[str, str | None],
                build: Callable[..., Any]) -> LoadResult:
     """The row loop of every tabular shape: filter, item ids, duplicates, and one problem line per bad row
-    (counted by reason). `build(task, row, cols, opts, table, item_id, index)` makes one item or raises."""
+    (counted by reason). `build(task, row, cols, opts, table, item_id, index)` makes one item, or a list of
+    items (a candidate set is loaded as its pairs), or raises."""
     for col in [*opts.filter, *opts.meta_columns]:
         if col not in table.columns:
             raise DataError(_missing(table.origin, col, "source.filter / source.meta_columns", table.columns))
@@ -183,7 +184,7 @@ def build_rows(task: TaskConfig, table: Table, opts: TabularOptions, where: str,
             dropped[reason] = dropped.get(reason, 0) + 1
             continue
         seen.add(item_id)
-        items.append(item)
+        items.extend(item if isinstance(item, list) else [item])
     if opts.filter and rows and not passed:  # a filter value that is spelled otherwise in the data
         wanted = ", ".join(f"{col}={want!r}" for col, want in opts.filter.items())
         present = "; ".join(f"{col}: {', '.join(sorted(v))}" for col, v in filtered_out.items())
