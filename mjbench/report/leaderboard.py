@@ -254,7 +254,7 @@ def leaderboard_table(board: pd.DataFrame) -> Table:
         cells = [str(r["judge"]), str(r["scale"])]
         for _, values, n_col, invalid_col in blocks:
             n, invalid = r[n_col], r[invalid_col]
-            low = not missing(n) and 100 * (n - round(invalid * n)) < MIN_COVERAGE_PCT * n
+            low = _low_coverage(n, invalid)
             for c in values:
                 cells.append(_cell(c, r[c]) + (f" {MARK}" if low and not missing(r[c]) else ""))
             cells.append("" if missing(n) else f"{int(n)} ({pct(invalid)})")
@@ -264,6 +264,11 @@ def leaderboard_table(board: pd.DataFrame) -> Table:
     grouped = any(n_col.endswith("_n_groups") for _, _, n_col, _ in blocks)
     return Table("Leaderboard", headers, rows, note=LEADERBOARD_NOTE + (" " + GROUP_NOTE if grouped else ""),
                  legend=LEADERBOARD_LEGEND)
+
+
+def _low_coverage(n: Any, invalid: float) -> bool:
+    """Fewer than MIN_COVERAGE_PCT % of the `n` items (or groups) have a valid verdict: the numbers get a mark."""
+    return not missing(n) and 100 * (n - round(invalid * n)) < MIN_COVERAGE_PCT * n
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -301,7 +306,7 @@ def leaderboard_tex(board: pd.DataFrame) -> str:
         cells = [tex_escape(r["judge"]), tex_escape(r["scale"])]
         for _, cols, n_col, invalid_col in blocks:
             n, invalid = r[n_col], r[invalid_col]
-            low = not missing(n) and 100 * (n - round(invalid * n)) < MIN_COVERAGE_PCT * n
+            low = _low_coverage(n, invalid)
             for c in cols:
                 if missing(r[c]):
                     cells.append("--")
