@@ -59,7 +59,8 @@ class TaskConfig(_Config):
     #: the gold classes this task uses, e.g. [0, 1, tie, both_bad]: pair prompts offer the judge the same
     #: choices (`both_bad` adds a BOTH_BAD answer); None: 0, 1 and tie
     labels: list[str] | None = None
-    #: aspects VLM judges are asked about one at a time on this task when the command names none (`--aspects`)
+    #: aspects VLM judges are asked about one at a time on this task when the command names none (`--aspects`;
+    #: names are checked against the prompt files when a run starts)
     aspects: list[str] = Field(default_factory=list)
     citation: str = ""
     license: str = ""
@@ -90,16 +91,6 @@ class TaskConfig(_Config):
         if None in labels or not {"0", "1"} <= set(labels):
             raise ValueError(f"expected a list of gold classes that includes 0 and 1, got {v!r}")
         return list(dict.fromkeys(labels))
-
-    @field_validator("aspects")
-    @classmethod
-    def _known_aspects(cls, v: list[str]) -> list[str]:
-        from mjbench.prompts import aspects
-
-        unknown = [a for a in v if a not in aspects()]
-        if unknown:
-            raise ValueError(f"unknown aspect {unknown[0]!r}; known aspects: {', '.join(aspects())}")
-        return v
 
     @field_validator("candidates")
     @classmethod

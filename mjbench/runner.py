@@ -611,6 +611,12 @@ def run_benchmark(spec: RunSpec) -> RunResult:
 
     for aspect in spec.aspects:
         check_aspect(aspect)
+    for task in tasks:  # a task's default aspects (checked here: the prompt files are above the config layer)
+        for aspect in task.aspects:
+            try:
+                check_aspect(aspect)
+            except ConfigError as exc:
+                raise ConfigError(f"{task.path or task.name}: aspects: {exc}") from None
     from mjbench.jury import add_jury_records, expand_members, is_jury
 
     judge_cfgs: list[JudgeConfig] = [catalog.judge(j) for j in expand_members(spec.judges, catalog)]
